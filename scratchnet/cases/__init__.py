@@ -1,0 +1,6 @@
+"""Gradient-check cases for ``scratchnet gradcheck``: one module per op family.
+
+Each module registers zero-argument functions with ``@register_case("family.op[option]")`` that
+return a GradcheckReport (float64, small shapes, inputs kept off kinks and ties).
+"""
+from . import core  # noqa: F401

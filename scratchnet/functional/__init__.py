@@ -1,0 +1,10 @@
+"""Pure forward/backward pairs, one file per family (import as ``F``).
+
+``y, cache = F.op(x, ...)`` and ``dx, ... = F.op_backward(dy, cache)``.
+"""
+from .activation import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
+from .shape import *  # noqa: F401,F403

@@ -1,0 +1,189 @@
+"""Elementwise nonlinearities and the softmax family.
+
+Legend: any shape; ``axis`` is the softmax axis. Every backward returns dx of x's shape and dtype.
+See chapters/01-mlp.md#activations.
+"""
+from __future__ import annotations
+
+import math
+
+from .._checks import check_float
+from ..backend import get_array_module
+
+__all__ = [
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward", "silu", "silu_backward", "softplus", "softplus_backward",
+    "gelu", "gelu_backward", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "stable_sigmoid", "stable_softplus",
+]
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def stable_sigmoid(x):
+    """σ(x) = 1/(1+e^{-x}) without overflow: e^{-|x|} is always ≤ 1."""
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))  # (...)
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def stable_softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}), finite for any x."""
+    xp = get_array_module(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def relu(x):
+    """y = max(x, 0). Backward: dx = dy ⊙ [x > 0]."""
+    check_float("relu", "x", x)
+    xp = get_array_module(x)
+    return xp.maximum(x, 0), (x > 0,)
+
+
+def relu_backward(dy, cache):
+    (positive,) = cache
+    return dy * positive
+
+
+def leaky_relu(x, *, slope=0.01):
+    """y = x if x > 0 else slope·x. Backward: dx = dy ⊙ (1 if x > 0 else slope)."""
+    check_float("leaky_relu", "x", x)
+    xp = get_array_module(x)
+    positive = x > 0
+    return xp.where(positive, x, slope * x), (positive, slope)
+
+
+def leaky_relu_backward(dy, cache):
+    positive, slope = cache
+    xp = get_array_module(dy)
+    return xp.where(positive, dy, slope * dy)
+
+
+def sigmoid(x):
+    """y = σ(x). Backward: dx = dy ⊙ y(1 − y) (cache y, not x)."""
+    check_float("sigmoid", "x", x)
+    y = stable_sigmoid(x)
+    return y, (y,)
+
+
+def sigmoid_backward(dy, cache):
+    (y,) = cache
+    return dy * y * (1.0 - y)
+
+
+def tanh(x):
+    """y = tanh(x). Backward: dx = dy ⊙ (1 − y²)."""
+    check_float("tanh", "x", x)
+    xp = get_array_module(x)
+    y = xp.tanh(x)
+    return y, (y,)
+
+
+def tanh_backward(dy, cache):
+    (y,) = cache
+    return dy * (1.0 - y * y)
+
+
+def silu(x):
+    """y = x σ(x) (swish). Backward: dx = dy ⊙ σ(x)(1 + x(1 − σ(x)))."""
+    check_float("silu", "x", x)
+    s = stable_sigmoid(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dy, cache):
+    x, s = cache
+    return dy * s * (1.0 + x * (1.0 - s))
+
+
+def softplus(x):
+    """y = log(1 + eˣ). Backward: dx = dy ⊙ σ(x)."""
+    check_float("softplus", "x", x)
+    return stable_softplus(x), (x,)
+
+
+def softplus_backward(dy, cache):
+    (x,) = cache
+    return dy * stable_sigmoid(x)
+
+
+def gelu(x, *, approximate="none"):
+    """y = x Φ(x) (exact, with erf) or the tanh approximation 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))).
+
+    Backward (exact): dx = dy ⊙ (Φ(x) + x φ(x)); (tanh): dx = dy ⊙ (0.5(1+t) + 0.5x(1−t²)·√(2/π)(1 + 3·0.044715x²)).
+    See chapters/01-mlp.md#gelu.
+    """
+    check_float("gelu", "x", x)
+    xp = get_array_module(x)
+    if approximate == "none":
+        erf = _erf(xp)
+        phi_cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))  # Φ(x)
+        return x * phi_cdf, (x, phi_cdf, approximate)
+    if approximate == "tanh":
+        u = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)  # inner argument
+        t = xp.tanh(u)
+        return 0.5 * x * (1.0 + t), (x, t, approximate)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu_backward(dy, cache):
+    x, s, approximate = cache
+    xp = get_array_module(dy)
+    if approximate == "none":
+        phi_pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)  # φ(x)
+        return dy * (s + x * phi_pdf)
+    t = s
+    du = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)  # du/dx
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+
+
+def _erf(xp):
+    """erf for NumPy (scipy.special when present, else math.erf vectorised) and CuPy."""
+    if xp.__name__ == "cupy":
+        import cupyx.scipy.special as sp  # type: ignore
+        return sp.erf
+    try:
+        from scipy.special import erf
+        return erf
+    except ImportError:  # pragma: no cover
+        import numpy as np
+        verf = np.vectorize(math.erf, otypes=[float])
+        return lambda z: verf(z).astype(z.dtype)
+
+
+def softmax(x, *, axis=-1):
+    """y = exp(x − max) / Σ exp(x − max) along ``axis``.
+
+    Backward: dx = y ⊙ (dy − Σ_axis dy ⊙ y). See chapters/01-mlp.md#eq-softmax-backward.
+    """
+    check_float("softmax", "x", x)
+    xp = get_array_module(x)
+    z = x - x.max(axis=axis, keepdims=True)  # shift for stability
+    e = xp.exp(z)
+    y = e / e.sum(axis=axis, keepdims=True)
+    return y, (y, axis)
+
+
+def softmax_backward(dy, cache):
+    y, axis = cache
+    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
+
+
+def log_softmax(x, *, axis=-1):
+    """y = x − logsumexp(x) along ``axis``.
+
+    Backward: dx = dy − softmax(x) Σ_axis dy.
+    """
+    check_float("log_softmax", "x", x)
+    xp = get_array_module(x)
+    z = x - x.max(axis=axis, keepdims=True)
+    y = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    return y, (y, axis)
+
+
+def log_softmax_backward(dy, cache):
+    y, axis = cache
+    xp = get_array_module(dy)
+    return dy - xp.exp(y) * dy.sum(axis=axis, keepdims=True)
