@@ -25,9 +25,12 @@ def rng():
     return np.random.default_rng(0)
 
 
-def data_root_or_skip(name: str) -> pathlib.Path:
-    """The folder of dataset ``name`` under $SCRATCHNET_DATA, or skip the test with the reason."""
-    root = os.environ.get("SCRATCHNET_DATA")
-    if not root or not (pathlib.Path(root) / name).exists():
-        pytest.skip(f"real dataset '{name}' not available (set SCRATCHNET_DATA to a folder holding {name}/)")
-    return pathlib.Path(root) / name
+@pytest.fixture
+def dataset_dir():
+    """``dataset_dir("mnist")``: the real dataset's folder under $SCRATCHNET_DATA, or skip with the reason."""
+    def get(name: str) -> pathlib.Path:
+        root = os.environ.get("SCRATCHNET_DATA")
+        if not root or not (pathlib.Path(root) / name).exists():
+            pytest.skip(f"real dataset '{name}' not available (set SCRATCHNET_DATA to a folder holding {name}/)")
+        return pathlib.Path(root) / name
+    return get
