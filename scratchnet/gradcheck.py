@@ -187,6 +187,8 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=None,
         run_forward()
         g = grads if len(grads) > 1 else (grads[0] if np.ndim(grads[0]) else float(grads[0]))
         out = _as_tuple(backward(g, state["cache"]))
+        if len(out) != len(wrt):  # optional inputs passed as None get None gradients: drop them
+            out = tuple(o for o in out if o is not None)
         if len(out) != len(wrt):
             raise ValueError(f"gradcheck: backward returned {len(out)} gradients for {len(wrt)} inputs")
         return out

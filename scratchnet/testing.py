@@ -1,0 +1,104 @@
+"""PyTorch twins for parity tests (torch is imported lazily; the library never needs it).
+
+    twin = torch_twin(model)           # a torch.nn module with the same weights
+    y_t = twin(to_torch(x))
+
+Weight layouts differ only for Linear: scratchnet stores (D_in, D_out), PyTorch (D_out, D_in).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import asnumpy
+
+__all__ = ["to_torch", "from_torch", "torch_twin", "TWINS"]
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("scratchnet.testing needs PyTorch (pip install torch) for parity tests") from e
+    return torch
+
+
+def to_torch(a, requires_grad=False):
+    """A torch tensor with the same values and dtype (int arrays become int64)."""
+    torch = _torch()
+    arr = np.asarray(asnumpy(a))
+    t = torch.from_numpy(arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.copy())
+    return t.requires_grad_(requires_grad) if t.is_floating_point() else t
+
+
+def from_torch(t):
+    """A NumPy copy of a torch tensor."""
+    return t.detach().cpu().numpy()
+
+
+def _copy(dst, src):
+    torch = _torch()
+    with torch.no_grad():
+        dst.copy_(torch.from_numpy(np.ascontiguousarray(asnumpy(src))))
+
+
+def _linear(m, torch):
+    t = torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=_dt(m.weight.data, torch))
+    _copy(t.weight, m.weight.data.T)
+    if m.bias is not None:
+        _copy(t.bias, m.bias.data)
+    return t
+
+
+def _batchnorm(m, torch):
+    cls = torch.nn.BatchNorm2d if type(m).__name__ == "BatchNorm2d" else torch.nn.BatchNorm1d
+    t = cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.weight is not None, dtype=_dt(m.running_mean, torch))
+    if m.weight is not None:
+        _copy(t.weight, m.weight.data)
+        _copy(t.bias, m.bias.data)
+    _copy(t.running_mean, m.running_mean)
+    _copy(t.running_var, m.running_var)
+    return t.train(m.training)
+
+
+def _layernorm(m, torch):
+    t = torch.nn.LayerNorm(m.normalized_shape, eps=m.eps, elementwise_affine=m.weight is not None,
+                           dtype=_dt(m.weight.data, torch) if m.weight is not None else None)
+    if m.weight is not None:
+        _copy(t.weight, m.weight.data)
+        _copy(t.bias, m.bias.data)
+    return t
+
+
+def _dt(a, torch):
+    return torch.float64 if np.dtype(a.dtype) == np.float64 else torch.float32
+
+
+def _simple(name, **kw):
+    return lambda m, torch: getattr(torch.nn, name)(**{k: f(m) for k, f in kw.items()})
+
+
+TWINS = {
+    "Linear": _linear, "BatchNorm1d": _batchnorm, "BatchNorm2d": _batchnorm, "LayerNorm": _layernorm,
+    "ReLU": _simple("ReLU"), "Sigmoid": _simple("Sigmoid"), "Tanh": _simple("Tanh"), "SiLU": _simple("SiLU"),
+    "Softplus": _simple("Softplus"), "Identity": _simple("Identity"),
+    "LeakyReLU": _simple("LeakyReLU", negative_slope=lambda m: m.opts["slope"]),
+    "GELU": _simple("GELU", approximate=lambda m: m.opts["approximate"]),
+    "Softmax": _simple("Softmax", dim=lambda m: m.opts["axis"]),
+    "LogSoftmax": _simple("LogSoftmax", dim=lambda m: m.opts["axis"]),
+    "Flatten": _simple("Flatten", start_dim=lambda m: m.opts["start_axis"]),
+    "Dropout": _simple("Dropout", p=lambda m: m.p),
+}
+
+
+def torch_twin(module):
+    """A torch.nn module computing the same function with copied weights (Sequential recursively).
+
+    Other families extend ``TWINS`` with their own builders: ``TWINS["Conv2d"] = fn(module, torch)``.
+    """
+    torch = _torch()
+    name = type(module).__name__
+    if name == "Sequential":
+        return torch.nn.Sequential(*[torch_twin(m) for m in module.layers])
+    if name not in TWINS:
+        raise NotImplementedError(f"torch_twin: no PyTorch twin registered for {name}")
+    return TWINS[name](module, torch)

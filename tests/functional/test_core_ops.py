@@ -1,0 +1,204 @@
+"""Gradchecks (float64, several shapes, every option), dtype and error behaviour of the spine's ops."""
+import numpy as np
+import pytest
+
+import scratchnet.functional as F
+from scratchnet.gradcheck import assert_gradients, run_cases
+
+SHAPES = [(3, 4), (2, 3, 5), (1, 7)]
+
+
+def off_kinks(rng, shape):
+    x = rng.standard_normal(shape)
+    return x + np.sign(x) * 0.1
+
+
+def test_registered_core_cases_pass():
+    reports = [(name, rep) for name, rep in run_cases("core.")]
+    assert len(reports) >= 20
+    bad = [str(rep) for _, rep in reports if not rep.ok]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_gradcheck(rng, shape, bias):
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((shape[-1], 3))
+    b = rng.standard_normal(3) if bias else None
+    assert_gradients(F.linear, F.linear_backward, [x, w, b])
+
+
+@pytest.mark.parametrize("name,opts", [
+    ("relu", {}), ("leaky_relu", {"slope": 0.1}), ("sigmoid", {}), ("tanh", {}), ("silu", {}), ("softplus", {}),
+    ("gelu", {"approximate": "none"}), ("gelu", {"approximate": "tanh"}),
+    ("softmax", {"axis": -1}), ("softmax", {"axis": 0}), ("log_softmax", {"axis": -1}), ("log_softmax", {"axis": 1}),
+])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_activation_gradcheck(rng, name, opts, shape):
+    if opts.get("axis") == 1 and len(shape) < 2:
+        pytest.skip("axis out of range")
+    fwd, bwd = getattr(F, name), getattr(F, name + "_backward")
+    assert_gradients(fwd, bwd, [off_kinks(rng, shape)], **opts)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_dropout_gradcheck_with_fixed_mask(rng, shape):
+    mask = (rng.random(shape) > 0.25) / 0.75
+    assert_gradients(F.dropout, F.dropout_backward, [rng.standard_normal(shape)], p=0.25, mask=mask)
+
+
+def test_dropout_statistics_and_eval(rng):
+    x = np.ones((200, 200), np.float32)
+    y, _ = F.dropout(x, p=0.4, rng=np.random.default_rng(0))
+    assert y.dtype == np.float32
+    assert abs(y.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.6)}
+    y_eval, cache = F.dropout(x, p=0.4, training=False)
+    assert y_eval is x and F.dropout_backward(x, cache) is x
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 3, 2), (3, 2, 4, 5)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_gradcheck(rng, shape, training, affine):
+    C = shape[1]
+    gamma, beta = (1 + rng.random(C), rng.standard_normal(C)) if affine else (None, None)
+    inputs = [rng.standard_normal(shape), gamma, beta, rng.standard_normal(C), 0.5 + rng.random(C)]
+    wrt = [0, 1, 2] if affine else [0]
+    assert_gradients(F.batch_norm, F.batch_norm_backward, inputs, wrt=wrt, training=training)
+
+
+def test_batch_norm_running_stats_follow_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((8, 3, 4, 4))
+    rm, rv = np.zeros(3), np.ones(3)
+    y, _ = F.batch_norm(x, np.ones(3), np.zeros(3), rm, rv, training=True, momentum=0.2)
+    trm, trv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    ty = torch.nn.functional.batch_norm(torch.from_numpy(x), trm, trv, torch.ones(3, dtype=torch.float64),
+                                        torch.zeros(3, dtype=torch.float64), training=True, momentum=0.2)
+    np.testing.assert_allclose(y, ty.numpy(), atol=1e-10)
+    np.testing.assert_allclose(rm, trm.numpy(), atol=1e-12)
+    np.testing.assert_allclose(rv, trv.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 6)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_gradcheck(rng, shape, affine):
+    D = shape[-1]
+    gamma, beta = (1 + rng.random(D), rng.standard_normal(D)) if affine else (None, None)
+    assert_gradients(F.layer_norm, F.layer_norm_backward, [rng.standard_normal(shape), gamma, beta])
+
+
+@pytest.mark.parametrize("ids_shape", [(5,), (2, 3)])
+def test_embedding_gradcheck_accumulates_repeats(rng, ids_shape):
+    ids = rng.integers(0, 4, size=ids_shape)
+    ids.flat[0] = ids.flat[-1]  # a repeated id must accumulate
+    assert_gradients(F.embedding, F.embedding_backward, [ids, rng.standard_normal((4, 3))])
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 4, 5)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("ignore", [-100, 2])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_gradcheck(rng, shape, smoothing, ignore, reduction):
+    target = rng.integers(0, shape[-1], size=shape[:-1])
+    assert_gradients(F.cross_entropy, F.cross_entropy_backward, [rng.standard_normal(shape), target], wrt=[0],
+                     label_smoothing=smoothing, ignore_index=ignore, reduction=reduction)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_other_losses_gradcheck(rng, reduction):
+    x, t = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    assert_gradients(F.mse_loss, F.mse_loss_backward, [x, t], wrt=[0], reduction=reduction)
+    p = rng.random((3, 4))
+    for pw in (None, 3.0):
+        assert_gradients(F.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits_backward,
+                         [x, p], wrt=[0], reduction=reduction, pos_weight=pw)
+    logq = F.log_softmax(rng.standard_normal((3, 4)))[0]
+    q = F.softmax(rng.standard_normal((3, 4)))[0]
+    assert_gradients(F.kl_div, F.kl_div_backward, [logq, q], wrt=[0], reduction=reduction)
+    assert_gradients(F.kl_div, F.kl_div_backward, [logq, np.log(q)], wrt=[0], reduction=reduction, log_target=True)
+
+
+def test_flatten_reshape_gradcheck(rng):
+    assert_gradients(F.flatten, F.flatten_backward, [rng.standard_normal((2, 3, 2))])
+    assert_gradients(F.reshape, F.reshape_backward, [rng.standard_normal((2, 6))], shape=(3, -1))
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh", "gelu", "silu", "softplus", "softmax", "log_softmax"])
+def test_ops_keep_float32(xp, op):
+    x = xp.asarray(np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32))
+    y, cache = getattr(F, op)(x)
+    assert y.dtype == np.float32
+    assert getattr(F, op + "_backward")(xp.ones_like(y), cache).dtype == np.float32
+
+
+def test_norms_and_losses_keep_float32(rng):
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    g, b = np.ones(4, np.float32), np.zeros(4, np.float32)
+    y, c = F.batch_norm(x, g, b, np.zeros(4, np.float32), np.ones(4, np.float32), training=True)
+    assert y.dtype == np.float32 and all(a.dtype == np.float32 for a in F.batch_norm_backward(y, c))
+    y, c = F.layer_norm(x, g, b)
+    assert y.dtype == np.float32 and all(a.dtype == np.float32 for a in F.layer_norm_backward(y, c))
+    loss, c = F.cross_entropy(x, np.array([0, 1, 2, 3, 0, 1]))
+    assert F.cross_entropy_backward(1.0, c).dtype == np.float32
+
+
+def test_extreme_inputs_stay_finite():
+    x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    for op in ("sigmoid", "softplus", "silu", "softmax", "log_softmax", "gelu"):
+        y, _ = getattr(F, op)(x)
+        assert np.all(np.isfinite(y)), op
+    loss, _ = F.cross_entropy(np.array([[1000.0, -1000.0]]), np.array([1]))
+    assert np.isfinite(loss) and loss == pytest.approx(2000.0)
+    loss, _ = F.binary_cross_entropy_with_logits(np.array([1000.0, -1000.0]), np.array([0.0, 1.0]))
+    assert np.isfinite(loss)
+
+
+def test_cross_entropy_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    logits = rng.standard_normal((6, 5))
+    target = np.array([0, 4, 2, -100, 1, 3])
+    loss, cache = F.cross_entropy(logits, target, label_smoothing=0.1)
+    tl = torch.from_numpy(logits).requires_grad_()
+    tloss = torch.nn.functional.cross_entropy(tl, torch.from_numpy(target), label_smoothing=0.1)
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), abs=1e-12)
+    np.testing.assert_allclose(F.cross_entropy_backward(1.0, cache), tl.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("name,tname,opts", [
+    ("gelu", "gelu", {}), ("gelu", "gelu", {"approximate": "tanh"}), ("silu", "silu", {}),
+    ("softplus", "softplus", {}), ("leaky_relu", "leaky_relu", {"slope": 0.2}),
+])
+def test_activations_match_pytorch(rng, name, tname, opts):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((4, 6))
+    y, cache = getattr(F, name)(x, **opts)
+    topts = {"negative_slope": opts["slope"]} if "slope" in opts else opts
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = getattr(torch.nn.functional, tname)(tx, **topts)
+    dy = rng.standard_normal(y.shape)
+    ty.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(getattr(F, name + "_backward")(dy, cache), tx.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: F.linear(np.ones((2, 3)), np.ones((4, 5)), None), r"linear: x has 3 features .* w expects 4"),
+    (lambda: F.linear(np.ones((2, 3), np.int64), np.ones((3, 5)), None), r"linear: expected x to be a float array"),
+    (lambda: F.linear(np.ones((2, 3), np.float32), np.ones((3, 5)), None), r"linear: all float inputs must share"),
+    (lambda: F.batch_norm(np.ones((2, 3)), np.ones(4), None, None, None, training=True), r"batch_norm: expected gamma of shape \(3,\)"),
+    (lambda: F.batch_norm(np.ones(3), None, None, None, None, training=True), r"batch_norm: expected x to be 2-D or 3-D or 4-D"),
+    (lambda: F.layer_norm(np.ones((2, 3)), np.ones(4), None), r"layer_norm: expected gamma of shape \(3,\)"),
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0, 1, 2])), r"cross_entropy: expected logits .* got logits \(2, 3\), target \(3,\)"),
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0.0, 1.0])), r"cross_entropy: expected target to be an integer array"),
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0, 3])), r"target values must lie in \[0, 3\)"),
+    (lambda: F.embedding(np.array([0, 5]), np.ones((5, 2))), r"embedding: ids must lie in \[0, 5\)"),
+    (lambda: F.dropout(np.ones(3), p=1.0), r"dropout: p must be in \[0, 1\)"),
+    (lambda: F.mse_loss(np.ones(3), np.ones(4)), r"mse_loss: pred shape \(3,\) != target shape \(4,\)"),
+])
+def test_clear_errors(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
