@@ -1,0 +1,143 @@
+"""The ``scratchnet`` command.
+
+    scratchnet list                          chapters, their notebooks and the last recorded metrics
+    scratchnet run 01-mlp [--quick] [--json] execute a notebook headless, print what it recorded
+    scratchnet gradcheck [PATTERN]           run the registered gradient checks (exit 1 on a failure)
+    scratchnet bench [PATTERN] [--repeats N] timed workloads
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _repo_root() -> Path:
+    """The current folder when it holds notebooks/ or chapters/, else the repository next to the package."""
+    cwd = Path.cwd()
+    if (cwd / "notebooks").is_dir() or (cwd / "chapters").is_dir():
+        return cwd
+    return Path(__file__).resolve().parent.parent
+
+
+def _format_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+def cmd_list(args) -> int:
+    """One line per chapter: number, name, chapter?, notebook?, metrics last recorded under runs/."""
+    root = _repo_root()
+    notebooks = {p.stem for p in (root / "notebooks").glob("*.ipynb")}
+    chapters = {p.stem for p in (root / "chapters").glob("*.md")}
+    stems = sorted(notebooks | chapters)
+    if not stems:
+        print(f"no chapters or notebooks found under {root}")
+        return 0
+    runs = Path(args.runs)
+    print(f"{'NN':<4}{'name':<22}{'chapter':<9}{'notebook':<10}last run")
+    for stem in stems:  # one line per chapter
+        number, _, name = stem.partition("-")
+        record = runs / f"{stem}.metrics.json"
+        last = _format_metrics(json.loads(record.read_text())) if record.exists() else "-"
+        print(f"{number:<4}{name or stem:<22}{'yes' if stem in chapters else 'no':<9}"
+              f"{'yes' if stem in notebooks else 'no':<10}{last}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """Execute one notebook headless; print its metrics (and one JSON line with --json)."""
+    from .runner import NotebookError, run_notebook
+    try:
+        metrics = run_notebook(args.name, quick=args.quick, timeout=args.timeout, out_dir=args.out)
+    except (FileNotFoundError, ValueError, NotebookError) as e:
+        print(f"scratchnet run: {e}", file=sys.stderr)
+        return 1
+    for key, value in metrics.items():
+        print(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+    if args.json:
+        print(json.dumps(metrics))
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    """Print every matching case's report, then "N passed, M failed"; 1 when anything failed."""
+    from .gradcheck import run_cases
+    passed = failed = 0
+    cases = run_cases(args.pattern)
+    while True:  # one report per iteration; a case that raises counts as failed
+        try:
+            name, report = next(cases)
+        except StopIteration:
+            break
+        except Exception:  # the case itself crashed: report it and carry on with the next
+            failed += 1
+            print(f"gradcheck: a case raised an error\n{traceback.format_exc()}")
+            continue
+        print(f"[{name}] {report}\n")
+        passed, failed = passed + report.ok, failed + (not report.ok)
+    if passed + failed == 0:
+        print(f"no gradcheck case matches {args.pattern!r}")
+        return 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_bench(args) -> int:
+    """Run ``scratchnet.bench.run_benchmarks(pattern, repeats)``, which prints its own table."""
+    try:
+        from .bench import run_benchmarks
+    except ImportError as e:
+        print(f"scratchnet bench: the benchmarks are not available ({e})", file=sys.stderr)
+        return 1
+    options = {} if args.repeats is None else {"repeats": args.repeats}
+    if args.json:
+        options["json_path"] = args.json
+    try:
+        results = run_benchmarks(args.pattern, **options)
+    except RuntimeError as e:  # e.g. no benchmarks/ folder beside an installed package
+        print(f"scratchnet bench: {e}", file=sys.stderr)
+        return 1
+    return 1 if results is not None and len(results) == 0 else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scratchnet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="chapters, notebooks and the last recorded metrics")
+    p.add_argument("--runs", default="runs", help="folder of saved runs (default: runs)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="execute a chapter's notebook headless and print its metrics")
+    p.add_argument("name", help='notebook: "01-mlp", "01", "mlp" or a path to an .ipynb')
+    p.add_argument("--quick", action="store_true", help="quick mode (SCRATCHNET_QUICK=1): small subset, few steps")
+    p.add_argument("--json", action="store_true", help="end with one line holding the metrics as JSON")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell (default: no limit)")
+    p.add_argument("--out", default="runs", help="folder for the executed copy and metrics (default: runs)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("gradcheck", help="run the registered gradient checks")
+    p.add_argument("pattern", nargs="?", default=None, help="only cases whose name contains this")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("bench", help="run the timed benchmarks")
+    p.add_argument("pattern", nargs="?", default=None, help="only benchmarks whose name contains this")
+    p.add_argument("--repeats", type=int, default=None, help="timed repetitions (median reported)")
+    p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``scratchnet`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

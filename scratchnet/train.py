@@ -1,0 +1,319 @@
+"""Training loops: ``fit`` / ``evaluate`` / ``predict`` with progress bars and a ``History``.
+
+    history = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (X, y), (Xv, yv),
+                  epochs=5, batch_size=64)
+    history.best("val_accuracy")            # the epoch dict with the highest validation accuracy
+
+One training step is the whole lesson of the library, written out in ``fit``::
+
+    model.train(); logits = model(xb); loss = loss_fn(logits, yb)
+    optimizer.zero_grad(); model.backward(loss_fn.backward()); optimizer.step()
+
+Legend: N examples, B batch, K classes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ._random import get_rng
+from .backend import asnumpy, get_array_module
+from .nn.module import no_grad
+
+__all__ = ["progress", "progress_disabled", "History", "fit", "evaluate", "predict", "accuracy",
+           "confusion_matrix"]
+
+
+# -- progress bars ---------------------------------------------------------------------------------
+def _in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel (where tqdm.auto draws a widget)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:  # never import IPython just to ask
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_disabled(disable=None) -> bool:
+    """Resolve ``disable=None``: quiet when ``SCRATCHNET_PROGRESS=0``, or when stdout is neither a
+    terminal nor a notebook kernel (logs, pytest, headless runs). ``SCRATCHNET_PROGRESS=1`` forces bars on."""
+    if disable is not None:
+        return bool(disable)
+    env = os.environ.get("SCRATCHNET_PROGRESS")
+    if env in ("0", "1"):
+        return env == "0"
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        tty = False
+    return not (tty or _in_notebook_kernel())
+
+
+def progress(iterable=None, *, disable=None, **kw):
+    """The one progress bar of the library: ``tqdm.auto.tqdm`` with a resolved ``disable``.
+
+    ``disable=None`` follows ``progress_disabled``, so headless notebook runs (``scratchnet run``
+    sets ``SCRATCHNET_PROGRESS=0``) never store a frozen widget. Other keywords go to tqdm
+    (``total``, ``desc``, ``leave``, ...).
+    """
+    from tqdm.auto import tqdm
+    return tqdm(iterable, disable=progress_disabled(disable), **kw)
+
+
+# -- the record of a training run -------------------------------------------------------------------
+@dataclass
+class History:
+    """What ``fit`` measured: one dict per epoch and the loss of every step.
+
+    ``epochs[i]`` holds ``epoch``, ``train_loss``, ``train_accuracy`` (classification), ``val_loss``,
+    ``val_accuracy`` (with validation data), ``lr`` (when the optimizer has one) and ``seconds``.
+    """
+    epochs: list = field(default_factory=list)
+    step_loss: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __getitem__(self, metric: str) -> list:
+        """``history["val_loss"]``: the metric over epochs (None where an epoch lacks it)."""
+        return [e.get(metric) for e in self.epochs]
+
+    def best(self, metric: str = "val_loss", mode=None) -> dict:
+        """The epoch dict where ``metric`` is best. ``mode`` "min" | "max"; by default lowest for
+        losses, errors, cer, wer and perplexity, highest otherwise (accuracy)."""
+        rows = [e for e in self.epochs if e.get(metric) is not None]
+        if not rows:
+            raise KeyError(f"History.best: no epoch recorded {metric!r}; "
+                           f"recorded: {sorted({k for e in self.epochs for k in e})}")
+        lower = mode == "min" if mode else any(w in metric for w in ("loss", "error", "cer", "wer", "perplexity"))
+        return (min if lower else max)(rows, key=lambda e: e[metric])
+
+    def to_dict(self) -> dict:
+        """Plain Python (JSON-serialisable) copy."""
+        return asdict(self)
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+def _is_classification(logits, y) -> bool:
+    """Integer targets indexing the last axis of the logits: what CrossEntropyLoss trains on."""
+    return (y is not None and hasattr(y, "dtype") and y.dtype.kind in "iu"
+            and tuple(logits.shape[:-1]) == tuple(y.shape))
+
+
+def _correct(logits, y):
+    """(number of correct argmax predictions, number of counted targets); negative targets
+    (``ignore_index=-100``) are not counted."""
+    xp = get_array_module(logits, y)
+    valid = y >= 0  # (N[, T]) positions that count
+    hits = (logits.argmax(axis=-1) == y) & valid
+    return int(xp.count_nonzero(hits)), int(xp.count_nonzero(valid))
+
+
+def accuracy(logits, y) -> float:
+    """Fraction of targets whose class has the largest logit. logits (N, K) or (N, T, K), y (N[, T])
+    integers; negative targets are ignored."""
+    if not _is_classification(logits, y):
+        raise ValueError(f"accuracy: expected logits (..., K) and integer targets of shape logits.shape[:-1]; "
+                         f"got logits {tuple(logits.shape)}, targets {tuple(getattr(y, 'shape', ()))} "
+                         f"{getattr(y, 'dtype', type(y).__name__)}")
+    hits, count = _correct(logits, y)
+    return hits / max(count, 1)
+
+
+def confusion_matrix(pred, y, num_classes: int) -> np.ndarray:
+    """(K, K) int64 counts on the CPU: row = true class, column = predicted class.
+
+    ``pred`` are class indices shaped like ``y``, or logits with one more (last) axis.
+    """
+    pred, y = asnumpy(pred), asnumpy(y)
+    if pred.ndim == y.ndim + 1:
+        pred = pred.argmax(axis=-1)
+    if pred.shape != y.shape:
+        raise ValueError(f"confusion_matrix: pred {pred.shape} and targets {y.shape} differ in shape")
+    pred, y = pred.reshape(-1).astype(np.int64), y.reshape(-1).astype(np.int64)
+    for name, a in (("pred", pred), ("targets", y)):
+        if a.size and (a.min() < 0 or a.max() >= num_classes):
+            raise ValueError(f"confusion_matrix: {name} must lie in [0, {num_classes}), "
+                             f"got range [{a.min()}, {a.max()}]")
+    counts = np.bincount(y * num_classes + pred, minlength=num_classes * num_classes)  # (K·K,)
+    return counts.reshape(num_classes, num_classes)
+
+
+# -- batching ------------------------------------------------------------------------------------------
+def _epoch_batches(data, batch_size, *, shuffle, rng):
+    """Batches of ``data``: a tuple of arrays goes through ``scratchnet.data.batches``; a callable
+    returns its own iterable of batches (data that does not fit the array mould)."""
+    if callable(data):
+        batches = data()
+    else:
+        from .data import batches as make_batches  # imported here: data imports this module
+        batches = make_batches(*data, batch_size=batch_size, shuffle=shuffle, rng=rng)
+    return batches, (len(batches) if hasattr(batches, "__len__") else None)
+
+
+def _batch_len(xb) -> int:
+    """Number of examples in a batch (an array, or a tuple of arrays for multi-input models)."""
+    return xb.shape[0] if hasattr(xb, "shape") else _batch_len(xb[0])
+
+
+def _split(batch):
+    """(xb, yb) from a batch tuple; a single array means no targets."""
+    if isinstance(batch, (tuple, list)):
+        return (batch[0], batch[1]) if len(batch) > 1 else (batch[0], None)
+    return batch, None
+
+
+class _Meter:
+    """Running sums over one pass: example-weighted loss, hit counts and custom metrics."""
+
+    def __init__(self, metrics):
+        self.metrics, self.n, self.loss, self.hits, self.count, self.custom = metrics, 0, 0.0, 0, 0, {}
+
+    def add(self, loss_value, logits, yb, n):
+        self.n += n
+        self.loss += loss_value * n
+        for m in self.metrics:
+            if m == "accuracy":
+                if _is_classification(logits, yb):
+                    hits, count = _correct(logits, yb)
+                    self.hits, self.count = self.hits + hits, self.count + count
+            elif callable(m):  # metric(logits, yb) -> float, averaged over examples
+                self.custom[m.__name__] = self.custom.get(m.__name__, 0.0) + float(m(logits, yb)) * n
+
+    def result(self, prefix=""):
+        out = {f"{prefix}loss": self.loss / max(self.n, 1)}
+        if self.count:
+            out[f"{prefix}accuracy"] = self.hits / self.count
+        out.update({f"{prefix}{k}": v / max(self.n, 1) for k, v in self.custom.items()})
+        return out
+
+
+class _TrainingMode:
+    """Set every submodule's training flag; restore each one's previous flag on exit."""
+
+    def __init__(self, model, mode):
+        self.model, self.mode = model, mode
+
+    def __enter__(self):
+        self.saved = [(m, m.training) for m in self.model.modules()]
+        self.model.train(self.mode)
+
+    def __exit__(self, *exc):
+        for m, flag in self.saved:
+            m.training = flag
+
+
+# -- evaluation ------------------------------------------------------------------------------------------
+def evaluate(model, loss_fn, data, *, batch_size=256, prepare=None, metrics=("accuracy",), disable=True) -> dict:
+    """Mean loss (and accuracy for integer targets) over ``data=(X, y)`` in eval mode under ``no_grad``.
+
+    Nothing is cached and each module's training flag is restored afterwards.
+    """
+    meter = _Meter(metrics)
+    batches, total = _epoch_batches(data, batch_size, shuffle=False, rng=None)
+    with no_grad(), _TrainingMode(model, False):
+        for batch in progress(batches, total=total, desc="eval", leave=False, disable=disable):
+            xb, yb = _split(batch)
+            if prepare is not None:
+                xb, yb = prepare(xb, yb, False)
+            logits = model(xb)
+            meter.add(float(loss_fn(logits, yb)), logits, yb, _batch_len(xb))
+    return meter.result()
+
+
+def predict(model, X, *, batch_size=256, prepare=None, disable=True):
+    """The model's outputs (logits) for every row of ``X``, in order, in eval mode under ``no_grad``."""
+    outs = []
+    with no_grad(), _TrainingMode(model, False):
+        for start in progress(range(0, len(X), batch_size), desc="predict", leave=False, disable=disable):
+            xb = X[start:start + batch_size]
+            if prepare is not None:
+                xb, _ = prepare(xb, None, False)
+            outs.append(model(xb))
+    if not outs:
+        raise ValueError("predict: X is empty")
+    return get_array_module(outs[0]).concatenate(outs, axis=0)  # (N, ...) like one big forward
+
+
+# -- training ----------------------------------------------------------------------------------------------
+def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=None, scheduler=None,
+        scheduler_per="epoch", clip_norm=None, prepare=None, disable=None, log_every=None,
+        metrics=("accuracy",), on_epoch_end=None) -> History:
+    """Train ``model`` with mini-batch gradient descent; returns a ``History``.
+
+    train, val: tuples ``(X, y)`` of arrays (shuffled each epoch with ``rng``), or zero-argument
+        callables returning an iterable of ``(xb, yb)`` batches.
+    scheduler: stepped after every epoch (``scheduler_per="epoch"``) or optimizer step ("step").
+    clip_norm: rescale the gradients to this global norm before each step (``optim.clip_grad_norm``).
+    prepare: ``prepare(xb, yb, training) -> (xb, yb)``: per-batch preprocessing, augmentation or
+        a move to the GPU.
+    disable: progress bars (None: on in a terminal or notebook, see ``progress_disabled``).
+    log_every: print a line with the running loss every this many steps (and one per epoch),
+        useful where bars are off; None prints nothing.
+    metrics: "accuracy" (counted when targets are integers indexing the last logit axis) and/or
+        callables ``metric(logits, yb) -> float`` averaged over examples.
+    on_epoch_end: ``on_epoch_end(epoch, history)``; returning True stops training.
+
+    Raises FloatingPointError naming the epoch and step when the loss becomes NaN or infinite.
+    """
+    if scheduler_per not in ("epoch", "step"):
+        raise ValueError(f"fit: scheduler_per must be 'epoch' or 'step', got {scheduler_per!r}")
+    rng = get_rng(rng)
+    history = History()
+    start = time.perf_counter()
+    epoch_bar = progress(range(1, epochs + 1), desc="epochs", disable=disable)
+    for epoch in epoch_bar:
+        t0 = time.perf_counter()
+        meter = _Meter(metrics)
+        batches, total = _epoch_batches(train, batch_size, shuffle=True, rng=rng)
+        model.train()
+        bar = progress(batches, total=total, desc=f"epoch {epoch}", leave=False, disable=disable)
+        for step, batch in enumerate(bar, 1):  # one optimizer step per mini-batch
+            xb, yb = _split(batch)
+            if prepare is not None:
+                xb, yb = prepare(xb, yb, True)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                for m in (model, loss_fn):  # drop the half-used caches
+                    getattr(m, "clear_caches", lambda: None)()
+                raise FloatingPointError(
+                    f"fit: the loss became {loss_value} at epoch {epoch}, step {step} (after "
+                    f"{len(history.step_loss)} good steps); lower the learning rate, clip gradients "
+                    f"(clip_norm=...) or check the inputs for NaN/inf")
+            optimizer.zero_grad()
+            model.backward(loss_fn.backward())
+            if clip_norm is not None:
+                from .optim import clip_grad_norm
+                clip_grad_norm(model.parameters(), clip_norm)
+            optimizer.step()
+            if scheduler is not None and scheduler_per == "step":
+                scheduler.step()
+            history.step_loss.append(loss_value)
+            meter.add(loss_value, logits, yb, _batch_len(xb))
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{meter.loss / meter.n:.4f}", refresh=False)
+            if log_every and step % log_every == 0:
+                print(f"epoch {epoch} step {step}: loss {meter.loss / meter.n:.4f}", flush=True)
+        row = {"epoch": epoch, **meter.result("train_")}
+        if val is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val, batch_size=batch_size,
+                                                           prepare=prepare, metrics=metrics).items()})
+        if getattr(optimizer, "lr", None) is not None:
+            row["lr"] = float(optimizer.lr)
+        if scheduler is not None and scheduler_per == "epoch":
+            scheduler.step()
+        row["seconds"] = time.perf_counter() - t0
+        history.epochs.append(row)
+        history.seconds = time.perf_counter() - start
+        epoch_bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_"))})
+        if log_every:
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+        if on_epoch_end is not None and on_epoch_end(epoch, history):
+            break
+    epoch_bar.close()
+    return history
