@@ -215,7 +215,7 @@ def check_module(module, inputs, *, eps=None, atol=None, rtol=None, seed=0, fast
     forward_kwargs = forward_kwargs or {}
     rngs = _rng_states(module)
     in_idx = [i for i, a in enumerate(inputs) if _is_float_array(a)] if check_inputs else []
-    params = module.named_parameters()
+    params = list(module.named_parameters())  # a list: it is iterated twice below
     names = [f"input{i}" for i in in_idx] + [n for n, _ in params]
     arrays = [inputs[i] for i in in_idx] + [p.data for _, p in params]
 
