@@ -26,7 +26,7 @@ def linear(x, w, b=None):
                          f"{w.shape[0]} (w shape {tuple(w.shape)}, layout (D_in, D_out))")
     if b is not None and b.shape != (w.shape[1],):
         raise ValueError(f"linear: expected b of shape ({w.shape[1]},), got {tuple(b.shape)}")
-    y = x @ w  # (..., M)
+    y = (x.reshape(-1, w.shape[0]) @ w).reshape(*x.shape[:-1], w.shape[1])  # (..., M) one 2-D GEMM, not one per leading index
     if b is not None:
         y = y + b
     return y, (x, w, b is not None)
@@ -36,7 +36,7 @@ def linear_backward(dy, cache):
     """dx, dw, db of ``linear`` (db is None when there was no bias)."""
     x, w, has_b = cache
     D, M = w.shape
-    dx = dy @ w.T  # (..., D)
+    dx = (dy.reshape(-1, M) @ w.T).reshape(*dy.shape[:-1], D)  # (..., D)
     dw = x.reshape(-1, D).T @ dy.reshape(-1, M)  # (D, M)
     db = dy.reshape(-1, M).sum(axis=0) if has_b else None  # (M,)
     return dx, dw, db
