@@ -1,0 +1,137 @@
+"""Core workloads: an MLP training step, batch norm, softmax cross-entropy, an Adam step.
+
+Legend: N batch, C channels, K classes. All float32; the PyTorch twins do the same work
+(forward, backward, update) with PyTorch's default thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import scratchnet.functional as F
+from scratchnet import nn
+from scratchnet.optim import SGD, Adam
+
+from .harness import torch_or_none, workload
+
+MLP_SIZES = (784, 512, 512, 10)
+ADAM_SHAPES = [(1000, 500), (500, 800), (100, 1000)]  # 500k + 400k + 100k = 1,000,000 values
+
+
+@workload("core.mlp_train_step", description="Linear+ReLU MLP 784-512-512-10, N=128, softmax CE, "
+          "forward + backward + SGD update, float32")
+def mlp_train_step():
+    rng = np.random.default_rng(0)
+    N = 128
+    x = rng.standard_normal((N, MLP_SIZES[0]), dtype=np.float32)  # (N, 784)
+    y = rng.integers(0, MLP_SIZES[-1], N)  # (N,)
+    layers = []
+    for d_in, d_out in zip(MLP_SIZES[:-1], MLP_SIZES[1:]):
+        layers += [nn.Linear(d_in, d_out, rng=rng), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])  # no ReLU after the logits
+    crit = nn.CrossEntropyLoss()
+    opt = SGD(model.parameters(), lr=0.01)
+
+    def run_scratchnet():
+        logits = model(x)
+        crit(logits, y)
+        opt.zero_grad()
+        model.backward(crit.backward())
+        opt.step()
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tlayers = []
+    for layer in model.layers:
+        if isinstance(layer, nn.Linear):
+            t = torch.nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():  # same weights (scratchnet's Linear is (D_in, D_out), PyTorch's is transposed)
+                t.weight.copy_(torch.from_numpy(layer.weight.data.T.copy()))
+                t.bias.copy_(torch.from_numpy(layer.bias.data))
+            tlayers.append(t)
+        else:
+            tlayers.append(torch.nn.ReLU())
+    tmodel = torch.nn.Sequential(*tlayers)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.01)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def run_torch():
+        loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+
+    return run_scratchnet, run_torch
+
+
+@workload("core.batch_norm_fwd_bwd", description="batch_norm training forward + backward, N=256, C=512, float32")
+def batch_norm_fwd_bwd():
+    rng = np.random.default_rng(1)
+    N, C = 256, 512
+    x = rng.standard_normal((N, C), dtype=np.float32)  # (N, C)
+    dy = rng.standard_normal((N, C), dtype=np.float32)  # (N, C)
+    gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)  # (C,)
+    running_mean, running_var = np.zeros(C, np.float32), np.ones(C, np.float32)  # (C,)
+
+    def run_scratchnet():
+        _, cache = F.batch_norm(x, gamma, beta, running_mean, running_var, training=True)
+        F.batch_norm_backward(dy, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tx = torch.from_numpy(x).requires_grad_()
+    tgamma, tbeta = torch.from_numpy(gamma).requires_grad_(), torch.from_numpy(beta).requires_grad_()
+    trm, trv, tdy = torch.zeros(C), torch.ones(C), torch.from_numpy(dy)
+
+    def run_torch():
+        tx.grad = tgamma.grad = tbeta.grad = None
+        out = torch.nn.functional.batch_norm(tx, trm, trv, tgamma, tbeta, training=True)
+        out.backward(tdy)
+
+    return run_scratchnet, run_torch
+
+
+@workload("core.cross_entropy_fwd_bwd", description="softmax cross-entropy forward + backward, N=256, K=1000, float32")
+def cross_entropy_fwd_bwd():
+    rng = np.random.default_rng(2)
+    N, K = 256, 1000
+    logits = rng.standard_normal((N, K), dtype=np.float32)  # (N, K)
+    target = rng.integers(0, K, N)  # (N,)
+
+    def run_scratchnet():
+        _, cache = F.cross_entropy(logits, target)
+        F.cross_entropy_backward(1.0, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tlogits, ttarget = torch.from_numpy(logits).requires_grad_(), torch.from_numpy(target)
+
+    def run_torch():
+        tlogits.grad = None
+        torch.nn.functional.cross_entropy(tlogits, ttarget).backward()
+
+    return run_scratchnet, run_torch
+
+
+@workload("core.adam_step_1M", description="one Adam update of 1,000,000 float32 values in 3 tensors")
+def adam_step_1m():
+    rng = np.random.default_rng(3)
+    params = []
+    for shape in ADAM_SHAPES:
+        p = nn.Parameter(rng.standard_normal(shape, dtype=np.float32))
+        p.grad[...] = rng.standard_normal(shape, dtype=np.float32)
+        params.append(p)
+    opt = Adam(params, lr=1e-3)
+
+    torch = torch_or_none()
+    if torch is None:
+        return opt.step, None
+    tparams = []
+    for p in params:
+        t = torch.from_numpy(p.data.copy()).requires_grad_()
+        t.grad = torch.from_numpy(p.grad.copy())
+        tparams.append(t)
+    topt = torch.optim.Adam(tparams, lr=1e-3)
+    return opt.step, topt.step

@@ -1,0 +1,13 @@
+"""Optimizers, learning-rate schedules and gradient clipping.
+
+    opt = Adam(model.parameters(), lr=1e-3)
+    sched = WarmupCosine(opt, warmup_steps=100, total_steps=10_000)
+    ...; opt.zero_grad(); model.backward(dlogits); clip_grad_norm(model.parameters(), 1.0)
+    opt.step(); sched.step()
+"""
+from .clip import clip_grad_norm  # noqa: F401
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop  # noqa: F401
+from .schedules import CosineAnnealingLR, LambdaLR, LRScheduler, StepLR, WarmupCosine  # noqa: F401
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "CosineAnnealingLR",
+           "WarmupCosine", "LambdaLR", "clip_grad_norm"]
