@@ -1,1 +1,1 @@
-"""One file per surveyed architecture (lenet.py, resnet.py, rbm.py, dsn.py, gpt.py, ...)."""
+from .lenet import LeNet5, LeNet5Modern  # noqa: F401

@@ -1,0 +1,197 @@
+"""Convolutional workloads: conv forward+backward (LeNet C1, C3, a ResNet 3×3 layer), max pooling,
+2-D batch norm, 100 LeNet-5 training steps, and a float32 GEMM (the roof the convs run under).
+
+Legend: N batch, C channels, H×W spatial size, k kernel. All float32.
+``python -m benchmarks.bench_conv`` also prints the ResNet conv's GFLOP/s beside NumPy's GEMM peak.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import scratchnet.functional as F
+from scratchnet import nn
+
+from .harness import torch_or_none, workload
+
+# name: (N, C_in, C_out, H, k, padding)
+CONV_SHAPES = {
+    "lenet_c1": (64, 1, 6, 32, 5, 0),
+    "lenet_c3": (64, 6, 16, 14, 5, 0),
+    "resnet3x3": (32, 64, 64, 32, 3, 1),
+}
+
+
+def _conv_setup(N, C_in, C_out, H, k, p):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C_in, H, H), dtype=np.float32)  # (N, C_in, H, W)
+    w = (rng.standard_normal((C_out, C_in, k, k), dtype=np.float32) / np.sqrt(C_in * k * k)).astype(np.float32)
+    b = np.zeros(C_out, np.float32)  # (C_out,)
+    OH = H + 2 * p - k + 1
+    dy = rng.standard_normal((N, C_out, OH, OH), dtype=np.float32)  # (N, C_out, OH, OW)
+
+    def run_scratchnet():
+        _, cache = F.conv2d(x, w, b, padding=p)
+        F.conv2d_backward(dy, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tx = torch.from_numpy(x).requires_grad_(True)
+    tw = torch.from_numpy(w.copy()).requires_grad_(True)
+    tb = torch.from_numpy(b.copy()).requires_grad_(True)
+    tdy = torch.from_numpy(dy)
+
+    def run_torch():
+        tx.grad = tw.grad = tb.grad = None
+        torch.nn.functional.conv2d(tx, tw, tb, padding=p).backward(tdy)
+
+    return run_scratchnet, run_torch
+
+
+def _register_conv(name, shape):
+    N, C_in, C_out, H, k, p = shape
+    workload(f"conv.{name}_fwd_bwd", description=f"conv2d forward+backward, N={N}, {C_in}→{C_out}, "
+             f"{H}×{H}, k={k}, padding={p}")(lambda: _conv_setup(*shape))
+
+
+for _name, _shape in CONV_SHAPES.items():
+    _register_conv(_name, _shape)
+
+
+@workload("conv.max_pool2d_fwd_bwd", description="max_pool2d 2×2 forward+backward, N=32, C=64, 32×32")
+def max_pool_fwd_bwd():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((32, 64, 32, 32), dtype=np.float32)  # (N, C, H, W)
+    dy = rng.standard_normal((32, 64, 16, 16), dtype=np.float32)  # (N, C, OH, OW)
+
+    def run_scratchnet():
+        _, cache = F.max_pool2d(x, kernel_size=2)
+        F.max_pool2d_backward(dy, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+
+    def run_torch():
+        tx.grad = None
+        torch.nn.functional.max_pool2d(tx, 2).backward(tdy)
+
+    return run_scratchnet, run_torch
+
+
+@workload("conv.batch_norm2d_fwd_bwd", description="batch_norm (N, C, H, W) training forward+backward, "
+          "N=32, C=64, 32×32")
+def batch_norm2d_fwd_bwd():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 64, 32, 32), dtype=np.float32)  # (N, C, H, W)
+    dy = rng.standard_normal(x.shape, dtype=np.float32)
+    gamma, beta = np.ones(64, np.float32), np.zeros(64, np.float32)  # (C,)
+    rm, rv = np.zeros(64, np.float32), np.ones(64, np.float32)  # (C,)
+
+    def run_scratchnet():
+        _, cache = F.batch_norm(x, gamma, beta, rm, rv, training=True)
+        F.batch_norm_backward(dy, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tx = torch.from_numpy(x).requires_grad_(True)
+    tg, tb = torch.ones(64, requires_grad=True), torch.zeros(64, requires_grad=True)
+    trm, trv, tdy = torch.zeros(64), torch.ones(64), torch.from_numpy(dy)
+
+    def run_torch():
+        tx.grad = tg.grad = tb.grad = None
+        torch.nn.functional.batch_norm(tx, trm, trv, tg, tb, training=True).backward(tdy)
+
+    return run_scratchnet, run_torch
+
+
+@workload("conv.lenet5_100_steps", description="100 LeNet-5 (paper variant) SGD training steps, batch 64, "
+          "32×32 inputs, forward+backward+update")
+def lenet5_100_steps():
+    from scratchnet.models.lenet import LeNet5
+    from scratchnet.optim import SGD
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 1, 32, 32), dtype=np.float32)  # (N, 1, 32, 32)
+    y = rng.integers(0, 10, 64)  # (N,)
+    model, crit = LeNet5(rng=0), nn.CrossEntropyLoss()
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def run_scratchnet():
+        for _ in range(100):  # one training step per iteration
+            crit(model(x), y)
+            opt.zero_grad()
+            model.backward(crit.backward())
+            opt.step()
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tnn = torch.nn
+
+    class Sub(tnn.Module):  # the paper's trainable subsampling
+        def __init__(self, c):
+            super().__init__()
+            self.coef, self.bias = tnn.Parameter(torch.ones(c)), tnn.Parameter(torch.zeros(c))
+
+        def forward(self, t):
+            s = 4 * torch.nn.functional.avg_pool2d(t, 2)
+            return s * self.coef.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+    class Act(tnn.Module):
+        def forward(self, t):
+            return 1.7159 * torch.tanh(t * (2 / 3))
+
+    mask = torch.from_numpy(model.layers[4].mask)
+
+    class TableConv(tnn.Conv2d):  # C3 with Table I's connections
+        def forward(self, t):
+            return torch.nn.functional.conv2d(t, self.weight * mask, self.bias)
+
+    tmodel = tnn.Sequential(tnn.Conv2d(1, 6, 5), Act(), Sub(6), Act(), TableConv(6, 16, 5), Act(), Sub(16), Act(),
+                            tnn.Conv2d(16, 120, 5), Act(), tnn.Flatten(), tnn.Linear(120, 84), Act(), tnn.Linear(84, 10))
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def run_torch():
+        for _ in range(100):  # one training step per iteration
+            loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+            topt.zero_grad()
+            loss.backward()
+            topt.step()
+
+    return run_scratchnet, run_torch
+
+
+@workload("conv.gemm_2048", description="float32 GEMM 2048×2048 @ 2048×2048 (the machine's matmul roof)")
+def gemm_2048():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((2048, 2048), dtype=np.float32)
+    b = rng.standard_normal((2048, 2048), dtype=np.float32)
+    torch = torch_or_none()
+    if torch is None:
+        return (lambda: a @ b), None
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    return (lambda: a @ b), (lambda: ta @ tb)
+
+
+def gflops_report(repeats=5):
+    """GFLOP/s of the ResNet 3×3 conv (forward+backward = 3 GEMMs' worth) beside NumPy's GEMM peak."""
+    N, C_in, C_out, H, k, p = CONV_SHAPES["resnet3x3"]
+    flop = 3 * 2 * N * C_out * H * H * C_in * k * k  # fwd, dW and dX each 2·N·C_out·L·C_in·K
+    run, _ = _conv_setup(*CONV_SHAPES["resnet3x3"])
+    gemm, _ = gemm_2048()
+    best = {}
+    for name, fn, f in (("resnet3x3 conv fwd+bwd", run, flop), ("numpy GEMM 2048³", gemm, 2 * 2048 ** 3)):
+        fn()
+        t = min((lambda s: (fn(), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(repeats))
+        best[name] = f / t / 1e9
+        print(f"{name:<26} {t * 1e3:9.1f} ms  {best[name]:7.1f} GFLOP/s")
+    return best
+
+
+if __name__ == "__main__":
+    gflops_report()

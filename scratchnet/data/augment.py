@@ -1,0 +1,53 @@
+"""Data augmentation for image batches: random crops of a padded image and horizontal flips.
+
+Legend: N batch, C channels, H, W height and width. Every function takes an explicit ``rng`` (a
+``numpy.random.Generator``) so an augmented run is reproducible; arrays may be NumPy or CuPy
+(the random draws are made on the CPU).
+"""
+from __future__ import annotations
+
+from .._checks import check_ndim
+from .._random import get_rng
+from ..backend import get_array_module
+
+__all__ = ["random_crop", "random_hflip", "augment"]
+
+
+def random_crop(x, *, padding, size=None, rng=None, fill=0.0):
+    """Pad each image by ``padding`` (value ``fill``) and cut a ``size`` crop at a random offset.
+
+    x (N, C, H, W) → (N, C, h, w) with (h, w) = size (default (H, W)); one offset per image, drawn
+    uniformly among the (H + 2p − h + 1)·(W + 2p − w + 1) positions (the CIFAR recipe: p=4).
+    """
+    check_ndim("random_crop", "x", x, 4)
+    xp = get_array_module(x)
+    rng = get_rng(rng)
+    N, C, H, W = x.shape
+    h, w = (H, W) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    if h > H + 2 * padding or w > W + 2 * padding:
+        raise ValueError(f"random_crop: crop {h}×{w} is larger than the padded image "
+                         f"{H + 2 * padding}×{W + 2 * padding} (x shape {tuple(x.shape)}, padding {padding})")
+    xpad = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=fill)
+    oy = rng.integers(0, H + 2 * padding - h + 1, size=N)  # (N,) top offsets
+    ox = rng.integers(0, W + 2 * padding - w + 1, size=N)  # (N,) left offsets
+    out = xp.empty((N, C, h, w), dtype=x.dtype)  # (N, C, h, w)
+    for n in range(N):  # one crop per image
+        out[n] = xpad[n, :, oy[n]:oy[n] + h, ox[n]:ox[n] + w]
+    return out
+
+
+def random_hflip(x, *, p=0.5, rng=None):
+    """Mirror each image left–right with probability ``p``. x (N, C, H, W) → same shape (a copy)."""
+    check_ndim("random_hflip", "x", x, 4)
+    xp = get_array_module(x)
+    flip = xp.asarray(get_rng(rng).random(x.shape[0]) < p)  # (N,) which images flip
+    return xp.where(flip[:, None, None, None], x[..., ::-1], x)
+
+
+def augment(x, *, padding=4, flip=True, rng=None, fill=0.0):
+    """The standard CIFAR-style recipe: ``random_crop`` with ``padding`` then ``random_hflip``."""
+    rng = get_rng(rng)
+    y = random_crop(x, padding=padding, rng=rng, fill=fill) if padding else x
+    return random_hflip(y, rng=rng) if flip else y
+
+

@@ -1,0 +1,149 @@
+"""conv2d / conv_transpose2d: gradchecks over every option, the adjoint identity, kernels vs
+references, PyTorch parity and clear errors."""
+import numpy as np
+import pytest
+
+import scratchnet.functional as F
+from scratchnet.cases.conv import CONV_CONFIGS, TRANSPOSE_CONFIGS, conv_inputs, transpose_inputs
+from scratchnet.functional.conv import Geometry, _col2im_ref, _im2col_ref, col2im, im2col
+from scratchnet.gradcheck import assert_gradients
+
+
+@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
+def test_conv2d_gradcheck(xs, co, k, opts, rng):
+    assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng), **opts)
+
+
+def test_conv2d_gradcheck_no_bias(rng):
+    xs, co, k, opts = CONV_CONFIGS[2]
+    assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng, bias=False), **opts)
+
+
+@pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
+def test_conv_transpose2d_gradcheck(xs, co, k, opts, rng):
+    assert_gradients(F.conv_transpose2d, F.conv_transpose2d_backward, transpose_inputs(xs, co, k, opts, rng), **opts)
+
+
+@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
+def test_conv_transpose_is_the_adjoint(xs, co, k, opts, rng):
+    """⟨conv(x), y⟩ = ⟨x, convT(y)⟩ with the same weight, for every config."""
+    x, w, _ = conv_inputs(xs, co, k, opts, rng, bias=False)
+    y, _ = F.conv2d(x, w, None, **opts)
+    u = rng.standard_normal(y.shape)
+    # output_padding recovers the rows a strided conv dropped
+    H, W = xs[2:]
+    full = [(u.shape[2 + a] - 1) * s - 2 * p + d * (k[a] - 1) + 1
+            for a, (s, p, d) in enumerate(zip(*[F.conv._pair("t", n, opts.get(n, dv))
+                                                 for n, dv in (("stride", 1), ("padding", 0), ("dilation", 1))]))]
+    op = (H - full[0], W - full[1])
+    xt, _ = F.conv_transpose2d(u, w, None, output_padding=op, **opts)
+    assert xt.shape == x.shape
+    np.testing.assert_allclose(np.vdot(y, u), np.vdot(x, xt), rtol=1e-10)
+
+
+def test_dtype_is_kept(xp):
+    x = xp.ones((1, 2, 5, 5), dtype=xp.float32)
+    w = xp.ones((3, 2, 3, 3), dtype=xp.float32)
+    y, cache = F.conv2d(x, w, xp.zeros(3, dtype=xp.float32), padding=1)
+    assert y.dtype == xp.float32 and y.shape == (1, 3, 5, 5)
+    dx, dw, db = F.conv2d_backward(y, cache)
+    assert dx.dtype == dw.dtype == db.dtype == xp.float32
+
+
+@pytest.mark.parametrize("g", [Geometry(3, 2, 2, 1, 1, 2, 1, 2, 4, 5), Geometry(2, 3, 1, 3, 0, 1, 2, 1, 5, 3)])
+def test_im2col_col2im_kernels_match_references(g, monkeypatch, rng):
+    H = (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1 - 2 * g.ph
+    W = (g.ow - 1) * g.sw + g.dw * (g.kw - 1) + 1 - 2 * g.pw
+    x = rng.standard_normal((2, 3, H, W))
+    cols = rng.standard_normal((3, g.kh, g.kw, 2, g.oh, g.ow))
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    fast_cols, fast_dx = im2col(x, g), col2im(cols, g, H, W)
+    monkeypatch.setenv("SCRATCHNET_JIT", "0")
+    np.testing.assert_array_equal(fast_cols, im2col(x, g))
+    np.testing.assert_array_equal(fast_cols, _im2col_ref(x, g))
+    np.testing.assert_allclose(fast_dx, _col2im_ref(cols, g, H, W), rtol=1e-12, atol=1e-12)
+    # col2im is the adjoint of im2col
+    np.testing.assert_allclose(np.vdot(fast_cols, cols), np.vdot(x, fast_dx), rtol=1e-10)
+
+
+def test_jit_and_reference_paths_agree(monkeypatch, rng):
+    xs, co, k, opts = CONV_CONFIGS[2]
+    x, w, b = conv_inputs(xs, co, k, opts, rng)
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", flag)
+        y, cache = F.conv2d(x, w, b, **opts)
+        out[flag] = (y,) + F.conv2d_backward(np.ones_like(y), cache)
+    for a, r in zip(out["1"], out["0"]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+
+
+def test_errors(rng):
+    x = rng.standard_normal((1, 4, 5, 5))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.conv2d(x, rng.standard_normal((2, 4, 7, 7)))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.conv2d(x, rng.standard_normal((2, 4, 3, 3)), dilation=3)
+    with pytest.raises(ValueError, match="not divisible by groups"):
+        F.conv2d(x, rng.standard_normal((2, 1, 3, 3)), groups=3)
+    with pytest.raises(ValueError, match="output channels 3 are not divisible"):
+        F.conv2d(x, rng.standard_normal((3, 2, 3, 3)), groups=2)
+    with pytest.raises(ValueError, match="expects 8 input channels"):
+        F.conv2d(x, rng.standard_normal((2, 8, 3, 3)))
+    with pytest.raises(ValueError, match="expected x to be 4-D"):
+        F.conv2d(x[0], rng.standard_normal((2, 4, 3, 3)))
+    with pytest.raises(ValueError, match="expected w to be 4-D"):
+        F.conv2d(x, rng.standard_normal((2, 4, 3)))
+    with pytest.raises(TypeError, match="share one dtype"):
+        F.conv2d(x.astype(np.float32), rng.standard_normal((2, 4, 3, 3)))
+    with pytest.raises(ValueError, match="expected b of shape"):
+        F.conv2d(x, rng.standard_normal((2, 4, 3, 3)), rng.standard_normal(3))
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, rng.standard_normal((4, 2, 3, 3)), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="expects 3 input channels"):
+        F.conv_transpose2d(x, rng.standard_normal((3, 2, 3, 3)))
+
+
+@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
+def test_conv2d_matches_pytorch(xs, co, k, opts, rng):
+    torch = pytest.importorskip("torch")
+    x, w, b = conv_inputs(xs, co, k, opts, rng)
+    y, cache = F.conv2d(x, w, b, **opts)
+    dy = rng.standard_normal(y.shape)
+    grads = F.conv2d_backward(dy, cache)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, **opts)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for g, t in zip(grads, (tx, tw, tb)):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
+def test_conv_transpose2d_matches_pytorch(xs, co, k, opts, rng):
+    torch = pytest.importorskip("torch")
+    x, w, b = transpose_inputs(xs, co, k, opts, rng)
+    y, cache = F.conv_transpose2d(x, w, b, **opts)
+    dy = rng.standard_normal(y.shape)
+    grads = F.conv_transpose2d_backward(dy, cache)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, **opts)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    for g, t in zip(grads, (tx, tw, tb)):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_parallel_and_serial_kernels_match_reference(rng):
+    from scratchnet.kernels.conv_loops import col2im_kernel, col2im_kernel_serial, im2col_kernel, im2col_kernel_serial
+    g = Geometry(3, 2, 2, 1, 1, 2, 1, 2, 4, 5)
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols = rng.standard_normal((3, 3, 2, 2, 4, 5))
+    ref_cols, ref_dx = _im2col_ref(x, g), _col2im_ref(cols, g, 7, 6)
+    for im2col_k, col2im_k in ((im2col_kernel, col2im_kernel), (im2col_kernel_serial, col2im_kernel_serial)):
+        out = np.empty_like(ref_cols)
+        im2col_k(x, out, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+        np.testing.assert_array_equal(out, ref_cols)
+        dx = np.zeros_like(x)
+        col2im_k(cols, dx, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)

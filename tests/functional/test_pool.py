@@ -1,0 +1,126 @@
+"""Pooling and LRN: gradchecks (tie-free inputs), Numba kernels vs references, PyTorch parity, errors."""
+import numpy as np
+import pytest
+
+import scratchnet.functional as F
+from scratchnet.cases.conv import POOL_CONFIGS, distinct
+from scratchnet.functional.pool import _max_pool_backward_ref, _max_pool_ref, _pool_geometry
+from scratchnet.gradcheck import assert_gradients
+
+
+@pytest.mark.parametrize("xs,opts", POOL_CONFIGS)
+def test_max_pool_gradcheck(xs, opts, rng):
+    assert_gradients(F.max_pool2d, F.max_pool2d_backward, [distinct(xs, rng)], **opts)
+
+
+@pytest.mark.parametrize("cip", [True, False])
+@pytest.mark.parametrize("xs,opts", POOL_CONFIGS)
+def test_avg_pool_gradcheck(xs, opts, cip, rng):
+    assert_gradients(F.avg_pool2d, F.avg_pool2d_backward, [rng.standard_normal(xs)], count_include_pad=cip, **opts)
+
+
+def test_global_avg_pool_gradcheck(rng):
+    assert_gradients(F.global_avg_pool2d, F.global_avg_pool2d_backward, [rng.standard_normal((2, 3, 4, 5))])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_lrn_gradcheck(size, rng):
+    assert_gradients(F.local_response_norm, F.local_response_norm_backward, [rng.standard_normal((2, 6, 3, 2))],
+                     size=size, alpha=0.5, beta=0.75, k=1.0)
+
+
+@pytest.mark.parametrize("xs,opts", POOL_CONFIGS)
+def test_max_pool_kernels_match_references(xs, opts, rng, monkeypatch):
+    x = distinct(xs, rng)
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    y, cache = F.max_pool2d(x, **opts)
+    dy = rng.standard_normal(y.shape)
+    dx = F.max_pool2d_backward(dy, cache)
+    g = _pool_geometry("max_pool2d", x, opts["kernel_size"], opts.get("stride"), opts.get("padding", 0))
+    y_ref, arg_ref = _max_pool_ref(x, g)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(cache[0], arg_ref)
+    np.testing.assert_allclose(dx, _max_pool_backward_ref(dy, arg_ref, g, *xs[2:]), rtol=1e-12, atol=1e-12)
+    monkeypatch.setenv("SCRATCHNET_JIT", "0")  # the whole op through the reference path
+    y0, cache0 = F.max_pool2d(x, **opts)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_allclose(dx, F.max_pool2d_backward(dy, cache0), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_ties_pick_the_first(monkeypatch):
+    x = np.zeros((1, 1, 2, 2))
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", flag)
+        y, cache = F.max_pool2d(x, kernel_size=2)
+        assert cache[0].ravel()[0] == 0
+
+
+def test_pool_on_xp(xp):
+    x = xp.arange(32, dtype=xp.float32).reshape(1, 2, 4, 4)
+    y, cache = F.max_pool2d(x, kernel_size=2)
+    assert y.dtype == xp.float32 and float(y[0, 0, 0, 0]) == 5.0
+    assert F.max_pool2d_backward(xp.ones_like(y), cache).shape == x.shape
+    y, cache = F.avg_pool2d(x, kernel_size=2)
+    assert y.dtype == xp.float32 and float(y[0, 0, 0, 0]) == 2.5
+
+
+def test_errors(rng):
+    x = rng.standard_normal((1, 2, 4, 4))
+    with pytest.raises(ValueError, match="at most half"):
+        F.max_pool2d(x, kernel_size=2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.avg_pool2d(x, kernel_size=5)
+    with pytest.raises(ValueError, match="expected x to be 4-D"):
+        F.max_pool2d(x[0], kernel_size=2)
+    with pytest.raises(TypeError, match="kernel_size"):
+        F.max_pool2d(x, kernel_size=(2, 2, 2))
+
+
+def _torch_parity(fn, bwd, tfn, x, rng, **opts):
+    torch = pytest.importorskip("torch")
+    y, cache = fn(x, **opts)
+    dy = rng.standard_normal(y.shape)
+    dx = bwd(dy, cache)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = tfn(tx)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("xs,opts", POOL_CONFIGS)
+def test_pools_match_pytorch(xs, opts, rng):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    x = distinct(xs, rng)
+    _torch_parity(F.max_pool2d, F.max_pool2d_backward, lambda t: tf.max_pool2d(t, **opts), x, rng, **opts)
+    for cip in (True, False):
+        _torch_parity(F.avg_pool2d, F.avg_pool2d_backward, lambda t: tf.avg_pool2d(t, count_include_pad=cip, **opts),
+                      x, rng, count_include_pad=cip, **opts)
+    _torch_parity(F.global_avg_pool2d, F.global_avg_pool2d_backward, lambda t: t.mean(dim=(2, 3)), x, rng)
+
+
+@pytest.mark.parametrize("size,alpha,beta,k", [(5, 1e-4, 0.75, 2.0), (4, 0.3, 0.6, 1.0), (2, 1.0, 1.5, 0.5)])
+def test_lrn_matches_pytorch(size, alpha, beta, k, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 7, 3, 4)) * 3
+    _torch_parity(F.local_response_norm, F.local_response_norm_backward,
+                  lambda t: torch.nn.functional.local_response_norm(t, size, alpha=alpha, beta=beta, k=k),
+                  x, rng, size=size, alpha=alpha, beta=beta, k=k)
+
+
+def test_parallel_and_serial_pool_kernels_agree(rng):
+    from scratchnet.kernels import pool_loops as K
+    x = distinct((2, 3, 7, 5), rng)
+    g = _pool_geometry("max_pool2d", x, 3, 2, 1)
+    y_ref, arg_ref = _max_pool_ref(x, g)
+    dy = rng.standard_normal(y_ref.shape)
+    for fwd, bwd in ((K.max_pool2d_kernel, K.max_pool2d_backward_kernel),
+                     (K.max_pool2d_kernel_serial, K.max_pool2d_backward_kernel_serial)):
+        y, arg = np.empty_like(y_ref), np.empty(y_ref.shape, np.int64)
+        fwd(x, y, arg, 3, 3, 2, 2, 1, 1)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(arg, arg_ref)
+        dx = np.zeros_like(x)
+        bwd(dy, arg, dx, 3, 2, 2, 1, 1)
+        np.testing.assert_allclose(dx, _max_pool_backward_ref(dy, arg_ref, g, 7, 5), rtol=1e-12, atol=1e-12)
