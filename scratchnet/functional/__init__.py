@@ -3,6 +3,7 @@
 ``y, cache = F.op(x, ...)`` and ``dx, ... = F.op_backward(dy, cache)``.
 """
 from .activation import *  # noqa: F401,F403
+from .ctc import *  # noqa: F401,F403
 from .conv import *; from .pool import *  # noqa: F401,F403,E702
 from .dropout import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403

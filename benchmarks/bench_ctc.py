@@ -1,0 +1,33 @@
+"""CTC loss forward + backward against PyTorch's (CPU)."""
+import numpy as np
+
+import scratchnet.functional as F
+from benchmarks.harness import torch_or_none, workload
+
+
+@workload("ctc.loss_fwd_bwd", description="N=32, T=100, C=28, S=20, float32, reduction=mean")
+def ctc_loss_fwd_bwd():
+    rng = np.random.default_rng(0)
+    N, T, C, S = 32, 100, 28, 20
+    logits = rng.standard_normal((N, T, C), dtype=np.float32)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))  # (N, T, C)
+    targets = rng.integers(1, C, size=(N, S))  # (N, S) never the blank 0
+    input_lengths = np.full(N, T)
+    target_lengths = np.full(N, S)
+
+    def run_scratchnet():
+        loss, cache = F.ctc_loss(log_probs, targets, input_lengths, target_lengths)
+        F.ctc_loss_backward(1.0, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    lp_t = torch.tensor(log_probs).transpose(0, 1).contiguous().requires_grad_()  # (T, N, C)
+    tg_t, il_t, tl_t = torch.tensor(targets), torch.tensor(input_lengths), torch.tensor(target_lengths)
+
+    def run_torch():
+        lp_t.grad = None
+        loss = torch.nn.functional.ctc_loss(lp_t, tg_t, il_t, tl_t)
+        loss.backward()
+
+    return run_scratchnet, run_torch

@@ -1,0 +1,93 @@
+"""Numba kernels for CTC: the α recursion and the β recursion fused with the gradient.
+
+Legend: N batch, T time, C classes, L extended labels (2S + 1). One sequence per thread
+(``prange`` over the batch: sequences are independent). Every value is a log-probability; −inf
+marks an unreachable lattice cell. The vectorised reference is ``scratchnet.functional.ctc``
+(``_alpha_reference`` / ``_beta_grad_reference``); SCRATCHNET_JIT=0 selects it.
+See chapters/17-ctc.md#eq-ctc-alpha.
+"""
+from __future__ import annotations
+
+import math
+
+from .._jit import njit, prange
+
+__all__ = ["ctc_alpha_kernel", "ctc_beta_grad_kernel"]
+
+
+@njit
+def _logaddexp3(a, b, c):
+    """log(e^a + e^b + e^c), exact when some (or all) arguments are −inf.
+
+    Factor out the largest term m: m + log(1 + e^(x−m) + e^(y−m)) over the two others, skipping the
+    exponential of a −inf term (one log and at most two exps per lattice cell).
+    """
+    if a < b:
+        a, b = b, a
+    if a < c:
+        a, c = c, a
+    if a == -math.inf:
+        return -math.inf
+    rest = 0.0
+    if b > -math.inf:
+        rest += math.exp(b - a)
+    if c > -math.inf:
+        rest += math.exp(c - a)
+    return a + math.log(1.0 + rest)
+
+
+@njit(parallel=True)
+def ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp):
+    """Fill alpha (N, T, L) (pre-filled with −inf) and logp (N,) = log p(target | input).
+
+    α_t(s) = lse(α_{t−1}(s), α_{t−1}(s−1), [skip_s] α_{t−1}(s−2)) + lp_t(l'_s).
+    """
+    N = lp.shape[0]
+    for n in prange(N):  # one sequence per thread
+        Tn = input_lengths[n]
+        Ln = ext_lengths[n]
+        alpha[n, 0, 0] = lp[n, 0, ext[n, 0]]
+        if Ln > 1:
+            alpha[n, 0, 1] = lp[n, 0, ext[n, 1]]
+        for t in range(1, Tn):  # forward in time
+            hi = min(Ln, 2 * t + 2)  # cells above 2t+1 cannot be reached yet (they stay −inf)
+            for s in range(hi):  # every reachable extended label
+                a = alpha[n, t - 1, s]
+                b = alpha[n, t - 1, s - 1] if s >= 1 else -math.inf
+                c = alpha[n, t - 1, s - 2] if skip[n, s] else -math.inf
+                alpha[n, t, s] = _logaddexp3(a, b, c) + lp[n, t, ext[n, s]]
+        last = alpha[n, Tn - 1, Ln - 1]
+        second = alpha[n, Tn - 1, Ln - 2] if Ln > 1 else -math.inf
+        logp[n] = _logaddexp3(last, second, -math.inf)
+
+
+@njit(parallel=True)
+def ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp):
+    """Fill beta (N, T, L) (pre-filled with −inf) and accumulate dlp (N, T, C) (pre-filled with 0).
+
+    β_t(s) = lse(β_{t+1}(s), β_{t+1}(s+1), [skip_{s+2}] β_{t+1}(s+2)) + lp_t(l'_s);
+    dlp_t(k) = −weight_n · Σ_{s: l'_s = k} exp(α_t(s) + β_t(s) − lp_t(k) − log p).
+    Sequences with weight 0 (an impossible alignment, or a zero upstream gradient) only get β.
+    """
+    N = lp.shape[0]
+    for n in prange(N):  # one sequence per thread
+        Tn = input_lengths[n]
+        Ln = ext_lengths[n]
+        w = weight[n]
+        beta[n, Tn - 1, Ln - 1] = lp[n, Tn - 1, ext[n, Ln - 1]]
+        if Ln > 1:
+            beta[n, Tn - 1, Ln - 2] = lp[n, Tn - 1, ext[n, Ln - 2]]
+        for t in range(Tn - 1, -1, -1):  # backward in time
+            lo = max(0, Ln - 2 * (Tn - t))  # cells below cannot reach the end any more (they stay −inf)
+            if t < Tn - 1:
+                for s in range(lo, Ln):  # every extended label that can still finish
+                    a = beta[n, t + 1, s]
+                    b = beta[n, t + 1, s + 1] if s + 1 < Ln else -math.inf
+                    c = beta[n, t + 1, s + 2] if s + 2 < Ln and skip[n, s + 2] else -math.inf
+                    beta[n, t, s] = _logaddexp3(a, b, c) + lp[n, t, ext[n, s]]
+            if w != 0.0:
+                for s in range(lo, min(Ln, 2 * t + 2)):  # occupation γ_t(s) scattered onto its class l'_s
+                    k = ext[n, s]
+                    g = alpha[n, t, s] + beta[n, t, s] - lp[n, t, k] - logp[n]
+                    if g > -math.inf:
+                        dlp[n, t, k] -= w * math.exp(g)
