@@ -9,4 +9,5 @@ from .dropout import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
