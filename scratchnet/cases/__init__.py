@@ -6,4 +6,5 @@ return a GradcheckReport (float64, small shapes, inputs kept off kinks and ties)
 from . import conv  # noqa: F401
 from . import core  # noqa: F401
 from . import ctc  # noqa: F401
+from . import energy  # noqa: F401
 from . import recurrent  # noqa: F401

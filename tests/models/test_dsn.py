@@ -1,0 +1,115 @@
+"""DSN: the gradient through the closed-form U, the ridge solve, the paper's form, stacking."""
+import numpy as np
+import pytest
+
+import scratchnet.functional as F
+from scratchnet.gradcheck import assert_gradients
+from scratchnet.models.dsn import DSN, fit_module_weights
+
+
+def _problem(rng, N=20, D=6, L=5, C=3):
+    x = rng.standard_normal((N, D))
+    w = rng.standard_normal((D, L))
+    t = np.eye(C)[rng.integers(0, C, N)]
+    return x, w, t
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.1, 3.0])
+@pytest.mark.parametrize("N,D,L,C", [(20, 6, 5, 3), (9, 4, 7, 2), (30, 3, 2, 4)])
+def test_dsn_module_gradcheck(rng, lam, N, D, L, C):
+    """dX, dW through U(W), with random upstream gradients on E, Y and U (all three paths)."""
+    if lam == 0.0 and L > N:
+        pytest.skip("HᵀH is singular when L > N and λ = 0")
+    x, w, t = _problem(rng, N, D, L, C)
+    assert_gradients(F.dsn_module, F.dsn_module_backward, [x, w, t], wrt=[0, 1], lam=lam)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_dsn_error_only_gradcheck(rng, lam):
+    """The chapter's case: only E = ‖Y − T‖² gets a gradient."""
+    x, w, t = _problem(rng)
+
+    def fwd(x, w, t, *, lam):
+        (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)
+        return e, cache
+
+    def bwd(de, cache):
+        return F.dsn_module_backward((de, None, None), cache)
+
+    assert_gradients(fwd, bwd, [x, w, t], wrt=[0, 1], lam=lam)
+
+
+def test_paper_form_at_lambda_zero(rng):
+    """Deng, Yu & Platt (2012): ∂E/∂W = 2X[Hᵀ∘(1−H)ᵀ∘Θ], Θ = H†(HTᵀ)(TH†) − Tᵀ(TH†), H† = Hᵀ(HHᵀ)⁻¹,
+    in their column layout X (D, N), H (L, N), T (C, N)."""
+    x, w, t = _problem(rng, N=25, D=6, L=5, C=3)
+    _, cache = F.dsn_module(x, w, t, lam=0.0)
+    _, dw = F.dsn_module_backward((1.0, None, None), cache)
+    X, T = x.T, t.T
+    H = 1 / (1 + np.exp(-(w.T @ X)))  # (L, N)
+    Hp = H.T @ np.linalg.inv(H @ H.T)  # (N, L)
+    theta = Hp @ (H @ T.T) @ (T @ Hp) - T.T @ (T @ Hp)  # (N, L)
+    paper = 2 * X @ (H.T * (1 - H).T * theta)  # (D, L)
+    np.testing.assert_allclose(dw, paper, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 10.0])
+def test_ridge_equals_lstsq_on_augmented_system(rng, lam):
+    h = rng.random((30, 8))
+    t = rng.standard_normal((30, 3))
+    u, _ = F.ridge_solve(h, t, lam=lam)
+    a = np.vstack([h, np.sqrt(lam) * np.eye(8)])  # [H; √λ I] U = [T; 0]
+    want = np.linalg.lstsq(a, np.vstack([t, np.zeros((8, 3))]), rcond=None)[0]
+    np.testing.assert_allclose(u, want, rtol=1e-8, atol=1e-10)
+
+
+def test_dsn_module_errors(rng):
+    x, w, t = _problem(rng)
+    with pytest.raises(ValueError, match="dsn_module"):
+        F.dsn_module(x, w[:-1], t, lam=0.1)
+    with pytest.raises(ValueError, match="one target row"):
+        F.dsn_module(x, w, t[:-1], lam=0.1)
+    with pytest.raises(TypeError, match="dtype"):
+        F.dsn_module(x, w.astype(np.float32), t, lam=0.1)
+    dsn = DSN(6, 3, n_hidden=4)
+    with pytest.raises(ValueError, match=r"t of shape \(20, 3\)"):
+        dsn.add_module(x.astype(np.float32), t[:, :2].astype(np.float32))
+    with pytest.raises(RuntimeError, match="no modules"):
+        dsn(x)
+
+
+def _blobs(seed, n=200, d=10, c=3):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    x = (rng.standard_normal((c, d))[y] + 0.8 * rng.standard_normal((n, d))).astype(np.float32)
+    return x, np.eye(c, dtype=np.float32)[y], y
+
+
+def test_gradient_steps_decrease_error_and_stacking_helps():
+    x, t, y = _blobs(0)
+    dsn = DSN(10, 3, n_hidden=20, lam=0.1)
+    errs = [dsn.add_module(x, t, steps=8, rng=np.random.default_rng(k)) for k in range(3)]
+    assert all(e[-1] < e[0] for e in errs)
+    assert errs[2][-1] < errs[0][-1]  # upper modules fit better: they also see the lower outputs
+    outs = dsn.predict_all(x)
+    assert len(outs) == 3 and outs[-1].shape == (200, 3)
+    np.testing.assert_allclose(outs[-1], dsn(x), rtol=1e-5)
+
+
+def test_deterministic_with_fixed_rng():
+    x, t, _ = _blobs(1)
+    a, b = DSN(10, 3, n_hidden=15), DSN(10, 3, n_hidden=15)
+    for k in range(2):
+        a.add_module(x, t, steps=3, rng=np.random.default_rng(k))
+        b.add_module(x, t, steps=3, rng=np.random.default_rng(k))
+    np.testing.assert_array_equal(a(x), b(x))
+
+
+def test_overfits_one_batch():
+    x, t, y = _blobs(2, n=32)
+    w0 = np.random.default_rng(0).standard_normal((11, 24)).astype(np.float32) * 0.3
+    xb = np.concatenate([x, np.ones((32, 1), np.float32)], 1)
+    w, errs = fit_module_weights(xb, t, w0, lam=1e-3, steps=60)
+    assert errs[-1] < 0.05 * errs[0]
+    (_, yhat, _), _ = F.dsn_module(xb, w, t, lam=1e-3)
+    assert (yhat.argmax(1) == y).all()
