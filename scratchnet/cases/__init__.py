@@ -8,3 +8,4 @@ from . import core  # noqa: F401
 from . import ctc  # noqa: F401
 from . import energy  # noqa: F401
 from . import recurrent  # noqa: F401
+from . import resnet  # noqa: F401

@@ -1,0 +1,44 @@
+"""Gradient-check cases of the residual blocks (chapters/10-resnet.md): basic and bottleneck blocks
+with identity and projection shortcuts, batch norm in training and evaluation mode (float64)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..gradcheck import check_module, register_case
+from ..models.resnet import BasicBlock, Bottleneck
+
+
+def _eval_mode(block, rng):
+    """Non-trivial running statistics, then evaluation mode (BN becomes an affine map)."""
+    for bn in [m for m in block.modules() if hasattr(m, "running_var")]:
+        bn.running_mean[...] = 0.3 * rng.standard_normal(bn.running_mean.shape)
+        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
+    return block.eval()
+
+
+def _case(make, cin, title, training, fast):
+    def run():
+        rng = np.random.default_rng(1234)
+        block = make(rng)
+        if not training:
+            _eval_mode(block, rng)
+        report = check_module(block, rng.standard_normal((2, cin, 6, 5)), fast=fast)
+        report.title = title
+        return report
+    return run
+
+
+_BLOCKS = {
+    "basic[identity]": (lambda r: BasicBlock(3, 3, rng=r, dtype=np.float64), 3),
+    "basic[projection]": (lambda r: BasicBlock(3, 4, 2, rng=r, dtype=np.float64), 3),
+    "basic[plain]": (lambda r: BasicBlock(3, 4, 2, residual=False, rng=r, dtype=np.float64), 3),
+    "bottleneck[identity]": (lambda r: Bottleneck(8, 2, rng=r, dtype=np.float64), 8),
+    "bottleneck[projection]": (lambda r: Bottleneck(4, 2, 2, rng=r, dtype=np.float64), 4),
+}
+
+for _name, (_make, _cin) in _BLOCKS.items():
+    for _training in (True, False):
+        _full = f"resnet.{_name[:-1]},{'train' if _training else 'eval'}]"
+        # every entry for the basic identity block in training mode; random directions elsewhere
+        _fast = not (_training and _name == "basic[identity]")
+        register_case(_full)(_case(_make, _cin, _full, _training, _fast))
