@@ -2,7 +2,7 @@
 
 The notebook runs in a fresh ``python3`` kernel whose working directory is the notebooks folder,
 with ``SCRATCHNET_QUICK`` set, progress bars off (``SCRATCHNET_PROGRESS=0``: no frozen widgets in
-the saved copy), the Agg matplotlib backend, and ``SCRATCHNET_RECORD`` naming the JSON file that
+the saved copy), matplotlib's inline backend (plots are stored in the executed copy), and ``SCRATCHNET_RECORD`` naming the JSON file that
 ``scratchnet.record(...)`` fills. The executed copy, plots included, is saved under ``out_dir``.
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 __all__ = ["find_notebook", "run_notebook", "notebook_dirs", "NotebookError"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the repository next to the package
+# figures are rendered into the executed copy as PNGs (the kernel's inline backend; no display needed)
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 class NotebookError(RuntimeError):
@@ -104,7 +106,7 @@ def run_notebook(name, *, quick=False, timeout=None, out_dir="runs") -> dict:
     pythonpath = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
     start = time.perf_counter()
     try:
-        with _environ(SCRATCHNET_QUICK="1" if quick else "0", SCRATCHNET_PROGRESS="0", MPLBACKEND="Agg",
+        with _environ(SCRATCHNET_QUICK="1" if quick else "0", SCRATCHNET_PROGRESS="0", MPLBACKEND=INLINE_BACKEND,
                       SCRATCHNET_RECORD=str(record_path), PYTHONPATH=pythonpath):
             client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:

@@ -38,9 +38,10 @@ def test_run_records_metrics_and_prints_json(tmp_path, capsys, monkeypatch):
     (nbdir / "input.txt").write_text("0.25")
     write_notebook(nbdir / "99-tiny.ipynb",
                    "import os\nimport scratchnet as sn\nfrom scratchnet.train import progress_disabled",
-                   "assert progress_disabled() and os.environ['MPLBACKEND'] == 'Agg'\n"
+                   "assert progress_disabled() and 'inline' in os.environ['MPLBACKEND']\n"
                    "err = float(open('input.txt').read())  # relative to the notebooks folder",
-                   "sn.record(test_error=err, quick=os.environ['SCRATCHNET_QUICK'])")
+                   "sn.record(test_error=err, quick=os.environ['SCRATCHNET_QUICK'])",
+                   "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]);")
     monkeypatch.chdir(tmp_path)  # ./notebooks is searched first
     assert cli.main(["run", "99", "--quick", "--json", "--out", str(tmp_path / "runs"), "--timeout", "60"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -50,6 +51,7 @@ def test_run_records_metrics_and_prints_json(tmp_path, capsys, monkeypatch):
     assert json.loads((tmp_path / "runs" / "99-tiny.metrics.json").read_text()) == metrics
     executed = nbformat.read(tmp_path / "runs" / "99-tiny.ipynb", as_version=4)
     assert executed.cells[2].outputs  # the executed copy keeps its outputs
+    assert any("image/png" in o.get("data", {}) for o in executed.cells[3].outputs)  # and its plots
     assert cli.main(["list"]) == 0  # the recorded run shows up
     assert "test_error=0.25" in capsys.readouterr().out
 
