@@ -3,6 +3,7 @@
 Each module registers zero-argument functions with ``@register_case("family.op[option]")`` that
 return a GradcheckReport (float64, small shapes, inputs kept off kinks and ties).
 """
+from . import attention  # noqa: F401
 from . import conv  # noqa: F401
 from . import core  # noqa: F401
 from . import ctc  # noqa: F401

@@ -4,11 +4,13 @@
 """
 from .activation import *  # noqa: F401,F403
 from .ctc import *  # noqa: F401,F403
-from .conv import *; from .pool import *  # noqa: F401,F403,E702
+from .conv import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .energy import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403

@@ -1,5 +1,13 @@
-from .lenet import LeNet5, LeNet5Modern  # noqa: F401
-from .rbm import RBM; from .dbn import DBN; from .dsn import DSN  # noqa: F401,E702
-from .charlm import CharLM; from .speech_classifier import SpeechClassifier  # noqa: F401,E702
+"""One file per surveyed architecture (lenet.py, resnet.py, rbm.py, dsn.py, gpt.py, ...)."""
+from .alexnet import AlexNet  # noqa: F401
+from .charlm import CharLM  # noqa: F401
+from .dbn import DBN  # noqa: F401
 from .deepspeech import DeepSpeech  # noqa: F401
-from .alexnet import AlexNet; from .vgg import VGG; from .resnet import ResNet  # noqa: F401,E702
+from .dsn import DSN  # noqa: F401
+from .gpt import GPT  # noqa: F401
+from .lenet import LeNet5, LeNet5Modern  # noqa: F401
+from .rbm import RBM  # noqa: F401
+from .resnet import ResNet  # noqa: F401
+from .seq2seq import AttentionSeq2Seq  # noqa: F401
+from .speech_classifier import SpeechClassifier  # noqa: F401
+from .vgg import VGG  # noqa: F401

@@ -1,0 +1,88 @@
+"""Attention workloads: MultiHeadAttention forward+backward and one GPT training step, beside PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.harness import torch_or_none, workload
+
+
+@workload("attention.mha_fwd_bwd", description="MultiHeadAttention self-attn N=16, T=128, d=128, 4 heads, float32")
+def mha_fwd_bwd():
+    import scratchnet.nn as nn
+    rng = np.random.default_rng(0)
+    N, T, E, H = 16, 128, 128, 4
+    x = rng.standard_normal((N, T, E), dtype=np.float32)
+    dy = rng.standard_normal((N, T, E), dtype=np.float32)
+    mha = nn.MultiHeadAttention(E, H, rng=0)
+
+    def run_scratchnet():
+        mha(x)
+        mha.backward(dy)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tmha = torch.nn.MultiheadAttention(E, H, batch_first=True)
+    tx = torch.tensor(x, requires_grad=True)
+    tdy = torch.tensor(dy)
+
+    def run_torch():
+        y, _ = tmha(tx, tx, tx, need_weights=False)
+        y.backward(tdy)
+
+    return run_scratchnet, run_torch
+
+
+@workload("attention.gpt_train_step",
+          description="GPT step (fwd+bwd+AdamW): 6 layers, d=256, 8 heads, T=128, batch 32, V=65, float32")
+def gpt_train_step():
+    import scratchnet.nn as nn
+    from scratchnet.models.gpt import GPT
+    from scratchnet.optim import AdamW
+    rng = np.random.default_rng(0)
+    V, T, B, L, D, H = 65, 128, 32, 6, 256, 8
+    x = rng.integers(0, V, (B, T))
+    y = rng.integers(0, V, (B, T))
+    model = GPT(V, T, n_layer=L, n_head=H, d_model=D, dropout=0.0, rng=0)
+    crit = nn.CrossEntropyLoss()
+    opt = AdamW(model.parameters(), lr=3e-4)
+
+    def run_scratchnet():
+        loss = crit(model(x), y)
+        opt.zero_grad()
+        model.backward(crit.backward())
+        opt.step()
+        return loss
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tnn = torch.nn
+
+    class TorchGPT(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok = tnn.Embedding(V, D)
+            self.pos = tnn.Parameter(torch.zeros(T, D))
+            self.blocks = tnn.ModuleList(tnn.TransformerEncoderLayer(D, H, 4 * D, 0.0, "gelu", batch_first=True,
+                                                                     norm_first=True) for _ in range(L))
+            self.ln = tnn.LayerNorm(D)
+            self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1))
+
+        def forward(self, ids):
+            h = self.tok(ids) + self.pos
+            for b in self.blocks:
+                h = b(h, src_mask=self.mask, is_causal=True)
+            return self.ln(h) @ self.tok.weight.T
+
+    tmodel = TorchGPT()
+    topt = torch.optim.AdamW(tmodel.parameters(), lr=3e-4)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def run_torch():
+        loss = tnn.functional.cross_entropy(tmodel(tx).reshape(-1, V), ty.reshape(-1))
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+
+    return run_scratchnet, run_torch
