@@ -11,7 +11,7 @@ import numpy as np
 
 from .backend import asnumpy
 
-__all__ = ["to_torch", "from_torch", "torch_twin", "TWINS"]
+__all__ = ["to_torch", "from_torch", "torch_twin", "TWINS", "overfit_batch"]
 
 
 def _torch():
@@ -102,3 +102,21 @@ def torch_twin(module):
     if name not in TWINS:
         raise NotImplementedError(f"torch_twin: no PyTorch twin registered for {name}")
     return TWINS[name](module, torch)
+
+
+def overfit_batch(model, loss_fn, x, y, *, steps, lr):
+    """The overfit-one-batch test: ``steps`` Adam steps on one fixed batch; returns the last loss.
+
+    A model whose forward and backward are right drives the loss on a single small batch towards
+    zero; one that plateaus has a bug (or too little capacity) long before any real data is involved.
+    """
+    from .optim import Adam
+
+    opt = Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):  # one full forward/backward/update per step
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        model.backward(loss_fn.backward())
+        opt.step()
+    return float(loss)

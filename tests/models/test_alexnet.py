@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
+from scratchnet.testing import overfit_batch
 from scratchnet.models.alexnet import AlexNet, fashion_input, make_prepare
 from scratchnet.nn import CrossEntropyLoss, Dropout, LocalResponseNorm
-from scratchnet.optim import Adam
 
 
 @pytest.mark.parametrize("lrn,dropout", [(True, 0.5), (False, 0.0)])
@@ -56,13 +56,7 @@ def test_overfit_one_batch(rng):
     net = AlexNet(widths=(8, 8, 8, 8, 8), hidden=32, dropout=0.0, rng=rng)
     x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, 16)
-    crit, opt = CrossEntropyLoss(), Adam(net.parameters(), lr=3e-3)
-    for _ in range(60):
-        loss = crit(net(x), y)
-        opt.zero_grad()
-        net.backward(crit.backward())
-        opt.step()
-    assert float(loss) < 0.05
+    assert overfit_batch(net, CrossEntropyLoss(), x, y, steps=60, lr=3e-3) < 0.05
 
 
 def test_input_and_prepare(rng):

@@ -4,9 +4,9 @@ import pytest
 
 import scratchnet.nn as nn
 from scratchnet.gradcheck import assert_module_gradients
+from scratchnet.testing import overfit_batch
 from scratchnet.models.gpt import GPT, CharTokenizer, get_batch, load_text
 from scratchnet.models.seq2seq import AttentionSeq2Seq, reversal_batch
-from scratchnet.optim import Adam
 
 
 def tiny_gpt(tie=True, dropout=0.0, seed=0, n_layer=2):
@@ -60,15 +60,9 @@ def test_cached_logits_equal_full_pass(rng):
 
 def test_gpt_overfits_one_batch(rng):
     model = GPT(7, 8, n_layer=1, n_head=2, d_model=16, rng=0)
-    crit, opt = nn.CrossEntropyLoss(), Adam(model.parameters(), lr=1e-2)
     x = rng.integers(0, 7, (4, 8))
     y = np.roll(x, -1, axis=1)
-    for _ in range(80):
-        loss = crit(model(x), y)
-        opt.zero_grad()
-        model.backward(crit.backward())
-        opt.step()
-    assert float(loss) < 0.1
+    assert overfit_batch(model, nn.CrossEntropyLoss(), x, y, steps=80, lr=1e-2) < 0.1
 
 
 def test_too_long_input_errors(rng):
@@ -98,12 +92,6 @@ def test_seq2seq_gradcheck(attention):
 
 def test_seq2seq_overfits_one_batch():
     model = AttentionSeq2Seq(10, 5, d_emb=16, d_hidden=32, d_attn=16, rng=0)
-    crit, opt = nn.CrossEntropyLoss(), Adam(model.parameters(), lr=1e-2)
     x, y = reversal_batch(8, 5, rng=1)
-    for _ in range(100):
-        loss = crit(model(x), y)
-        opt.zero_grad()
-        model.backward(crit.backward())
-        opt.step()
-    assert float(loss) < 0.05
+    assert overfit_batch(model, nn.CrossEntropyLoss(), x, y, steps=100, lr=1e-2) < 0.05
     assert model.last_weights.shape == (8, 5, 5)

@@ -4,8 +4,8 @@ import pytest
 
 from scratchnet import nn
 from scratchnet.gradcheck import assert_module_gradients
+from scratchnet.testing import overfit_batch
 from scratchnet.models.lenet import C3_TABLE, LeNet5, LeNet5Modern, lenet_input
-from scratchnet.optim import Adam
 
 
 def test_paper_architecture():
@@ -41,14 +41,8 @@ def test_overfit_one_batch(make, lr):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, 8)
-    m, crit = make(), nn.CrossEntropyLoss()
-    opt = Adam(m.parameters(), lr=lr)
-    for _ in range(100):
-        loss = crit(m(x), y)
-        opt.zero_grad()
-        m.backward(crit.backward())
-        opt.step()
-    assert float(loss) < 0.05
+    m = make()
+    assert overfit_batch(m, nn.CrossEntropyLoss(), x, y, steps=100, lr=lr) < 0.05
     assert (m(x).argmax(1) == y).all()
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
+from scratchnet.testing import overfit_batch
 from scratchnet.models.resnet import (BasicBlock, Bottleneck, ResNet, block_grad_norms, conv_weight_grad_norms,
                                       resnet_depth_to_blocks)
 from scratchnet.nn import CrossEntropyLoss
-from scratchnet.optim import Adam
 
 
 def _settle_eval(block, x, rng):
@@ -104,13 +104,7 @@ def test_overfit_one_batch(rng):
     net = ResNet(8, width=4, rng=rng)
     x = rng.standard_normal((16, 1, 8, 8)).astype(np.float32)
     y = rng.integers(0, 10, 16)
-    crit, opt = CrossEntropyLoss(), Adam(net.parameters(), lr=1e-2)
-    for _ in range(60):
-        loss = crit(net(x), y)
-        opt.zero_grad()
-        net.backward(crit.backward())
-        opt.step()
-    assert float(loss) < 0.05
+    assert overfit_batch(net, CrossEntropyLoss(), x, y, steps=60, lr=1e-2) < 0.05
 
 
 @pytest.mark.parametrize("kind", ["basic-identity", "basic-projection", "bottleneck-projection"])

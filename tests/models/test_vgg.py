@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
+from scratchnet.testing import overfit_batch
 from scratchnet.models.vgg import VGG, VGG_CONFIGS, VGGBlock, conv_params, receptive_field
 from scratchnet.nn import BatchNorm2d, Conv2d, CrossEntropyLoss
-from scratchnet.optim import Adam
 
 
 @pytest.mark.parametrize("n_convs", [1, 2, 3])
@@ -58,10 +58,4 @@ def test_overfit_one_batch(rng):
     net = VGG((8, "M", 16, "M"), batch_norm=True, hidden=32, dropout=0.0, rng=rng)
     x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, 16)
-    crit, opt = CrossEntropyLoss(), Adam(net.parameters(), lr=3e-3)
-    for _ in range(40):
-        loss = crit(net(x), y)
-        opt.zero_grad()
-        net.backward(crit.backward())
-        opt.step()
-    assert float(loss) < 0.05
+    assert overfit_batch(net, CrossEntropyLoss(), x, y, steps=40, lr=3e-3) < 0.05
