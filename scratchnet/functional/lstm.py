@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import get_array_module
-from .recurrent import (_batch_first, _check_sequence, _check_step, _input_grads, _project, _sigmoid,
-                        _state_grads, _time_major, _upstream, _zeros_or_copy)
+from .recurrent import (_batch_first, _check_sequence, _check_step, _input_grads, _project, _state_grads, _time_major, _upstream, _zeros_or_copy)
 
 __all__ = ["lstm_step", "lstm_step_backward", "lstm", "lstm_backward"]
 

@@ -18,7 +18,7 @@ from ..backend import asnumpy, get_array_module
 from ..nn import init
 from ..nn.attention import LearnedPositionalEncoding
 from ..nn.layers import Dropout, Embedding, LayerNorm, Linear
-from ..nn.module import Module, Parameter, no_grad
+from ..nn.module import Module, no_grad
 from ..nn.transformer import TransformerEncoderLayer
 
 __all__ = ["GPT", "CharTokenizer", "get_batch", "load_text"]

@@ -110,7 +110,7 @@ class RBM(Module):
         """Estimate −∇ log p(v0) by CD-k (``chain`` None) or PCD (``chain`` = the persistent fantasy
         particles (M, D), advanced k sweeps). Returns (dw, db, dc, new chain, P(h|v0))."""
         rng = get_rng(rng)
-        w, b, c = self.weight.data, self.vbias.data, self.hbias.data
+        w, c = self.weight.data, self.hbias.data
         p0 = F.hidden_probs(v0, w, c)  # (N, H) positive phase, exact over h
         vk, pk = (chain, F.hidden_probs(chain, w, c)) if chain is not None else (v0, p0)
         for _ in range(k):  # one Gibbs sweep h ~ P(h|v), v ~ P(v|h)

@@ -65,7 +65,6 @@ class AttentionSeq2Seq(Module):
         return self.out(xp.stack(contexts, axis=1))  # (N, T, V)
 
     def backward(self, dlogits):
-        xp = get_array_module(dlogits)
         dc = self.out.backward(dlogits)  # (N, T, H)
         T = dc.shape[1]
         dh = None

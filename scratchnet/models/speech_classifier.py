@@ -41,7 +41,7 @@ class SpeechClassifier(Module):
         xp = get_array_module(x)
         N, T = x.shape[:2]
         out = self.rnn(x, lengths=lengths)
-        K, L, H = self.rnn.num_directions, self.rnn.num_layers, self.rnn.hidden_size
+        K, L = self.rnn.num_directions, self.rnn.num_layers
         if self.pool == "last":  # the top layer's final state of each direction, side by side
             h_n = out[1]  # (L·K, N, H)
             feat = xp.concatenate([h_n[(L - 1) * K + d] for d in range(K)], axis=-1)  # (N, K·H)

@@ -154,7 +154,7 @@ def test_seed_sets_default_generator():
 
 
 def test_mlp_matches_pytorch_twin(rng):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from scratchnet.testing import from_torch, to_torch, torch_twin
     model = small_mlp(rng, dropout=0.0).astype(np.float64)
     twin = torch_twin(model)
