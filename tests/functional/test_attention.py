@@ -132,3 +132,18 @@ def test_sdpa_parity_with_torch(rng):
         np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-10)
         for a, t in zip(F.scaled_dot_product_attention_backward(dy, cache), (tq, tk, tv)):
             np.testing.assert_allclose(a, t.grad.numpy(), atol=1e-10)
+
+
+def test_masked_softmax_gradcheck_and_zero_rows(rng):
+    from scratchnet.functional.attention import masked_softmax, masked_softmax_backward
+    s = rng.standard_normal((2, 3, 5))
+    keep = rng.random((2, 3, 5)) > 0.3
+    keep[0, 1] = False  # a fully masked row
+
+    def fwd(s):
+        p = masked_softmax(s, keep)
+        return p, p
+
+    assert_gradients(fwd, masked_softmax_backward, [s])
+    p = masked_softmax(s, keep)
+    assert np.all(p[~keep] == 0.0) and np.all(p[0, 1] == 0.0) and np.all(np.isfinite(p))

@@ -253,3 +253,42 @@ def test_functional_matches_torch(rng, kind):
     loss.backward()
     for ours, leaf in zip(grads, leaves):
         np.testing.assert_allclose(ours, leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+# -- the cell helpers shared by the step and sequence pairs, checked on their own ----------------
+def test_gru_cell_helper_gradcheck(rng):
+    from scratchnet.functional.gru import _gru_cell, _gru_cell_backward
+    N, H = 3, 4
+
+    def fwd(xw, hw, h):
+        gates = np.empty((N, 3 * H))
+        return _gru_cell(xw, hw, h, H, gates), (h, gates, hw[:, 2 * H:])
+
+    def bwd(dh_new, cache):
+        h, gates, hn = cache
+        dxw, dhw = np.empty((N, 3 * H)), np.empty((N, 3 * H))
+        dh = _gru_cell_backward(dh_new, h, gates, hn, H, dxw, dhw)
+        return dxw, dhw, dh
+
+    inputs = [rng.standard_normal((N, 3 * H)), rng.standard_normal((N, 3 * H)), rng.standard_normal((N, H))]
+    assert_gradients(fwd, bwd, inputs)
+
+
+def test_lstm_cell_helper_gradcheck(rng):
+    from scratchnet.functional.lstm import _gate_affine, _lstm_cell, _lstm_cell_backward
+    N, H = 3, 4
+
+    def fwd(z, c):
+        affine = _gate_affine(H, z.dtype, np)
+        gates, c_new, tanh_c, h_new = np.empty((N, 4 * H)), np.empty((N, H)), np.empty((N, H)), np.empty((N, H))
+        _lstm_cell(z * affine[0], c, H, affine, gates, c_new, tanh_c, h_new)
+        return (h_new, c_new), (gates, tanh_c, c)
+
+    def bwd(grads, cache):
+        dh_new, dc_new = grads
+        gates, tanh_c, c = cache
+        dz = np.empty((N, 4 * H))
+        dc_prev = _lstm_cell_backward(dh_new, dc_new, gates, tanh_c, c, H, dz)
+        return dz, dc_prev
+
+    assert_gradients(fwd, bwd, [rng.standard_normal((N, 4 * H)), rng.standard_normal((N, H))])
