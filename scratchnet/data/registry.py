@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -257,9 +258,15 @@ def _read_memo(folder: Path) -> dict:
 
 
 def _write_memo(folder: Path, memo: dict) -> None:
-    """Save the memo atomically; a read-only folder just keeps the per-process memo."""
+    """Save the memo atomically; a read-only folder just keeps the per-process memo.
+
+    "Read-only" is judged by the folder's permission bits, not by a failed write: a superuser can
+    write anywhere, and a dataset folder shipped read-only must stay exactly as it was shipped.
+    """
     tmp = folder / (_VERIFIED + ".tmp")
     try:
+        if not folder.stat().st_mode & stat.S_IWUSR:
+            return
         tmp.write_text(json.dumps(memo, separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, folder / _VERIFIED)
     except OSError:
