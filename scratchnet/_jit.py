@@ -7,6 +7,7 @@ kernels interpreted, for stepping through them in a debugger).
 from __future__ import annotations
 
 import os
+import types
 
 try:
     import numba as _numba
@@ -27,7 +28,23 @@ def njit(*args, **kwargs):
     kwargs.setdefault("cache", True)
     if args and callable(args[0]) and len(args) == 1 and not kwargs.keys() - {"cache"}:
         return _numba.njit(**kwargs)(args[0])
-    return _numba.njit(*args, **kwargs)
+    decorate = _numba.njit(*args, **kwargs)
+    if kwargs.get("parallel") and kwargs["cache"]:
+        return lambda f: decorate(_variant(f, "parallel"))
+    return decorate
+
+
+def _variant(f, tag):
+    """A copy of ``f`` whose qualified name carries ``tag``.
+
+    Numba keys its on-disk cache by module, qualified name and line, not by options: a parallel
+    and a serial compilation of one Python function would share one cache entry, and whichever
+    was written first would be loaded for both (a "parallel" kernel silently running serially).
+    """
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    g.__qualname__ = f"{f.__qualname__}__{tag}"
+    g.__module__, g.__doc__ = f.__module__, f.__doc__
+    return g
 
 
 prange = _numba.prange if _numba is not None else range
