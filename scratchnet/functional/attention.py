@@ -156,6 +156,27 @@ def _check_seq_attention(op, query, keys, values, mask):
 
 
 # start-additive
+def _read(e, mask, values):
+    """The step both encoder–decoder attentions share: α = softmax(e) over kept keys, context = Σ_j α_j v_j."""
+    alpha = masked_softmax(e, mask)  # (N, Tk)
+    context = (alpha[:, :, None] * values).sum(axis=1)  # (N, Dv)
+    return context, alpha
+
+
+def _read_backward(dout, alpha, values):
+    """Backward of ``_read`` from dout = (dcontext, dweights), either None: dα = V·dcontext (+ dweights),
+    dv_j = α_j dcontext, and de through the softmax. Returns (de, dvalues)."""
+    xp = get_array_module(alpha)
+    dcontext, dweights = dout
+    if dcontext is None:
+        dcontext = xp.zeros((values.shape[0], values.shape[2]), values.dtype)  # (N, Dv)
+    dalpha = (values @ dcontext[:, :, None])[:, :, 0]  # (N, Tk)
+    if dweights is not None:
+        dalpha = dalpha + dweights
+    dvalues = alpha[:, :, None] * dcontext[:, None, :]  # (N, Tk, Dv)
+    return masked_softmax_backward(dalpha, alpha), dvalues  # de (N, Tk)
+
+
 def additive_attention(query, keys, values, wq, wk, v, *, mask=None):
     """Bahdanau's alignment model: e_j = vᵀ tanh(wqᵀ s + wkᵀ h_j), α = softmax(e), c = Σ_j α_j values_j.
 
@@ -176,22 +197,14 @@ def additive_attention(query, keys, values, wq, wk, v, *, mask=None):
     kp = keys @ wk  # (N, Tk, A) projected annotations (precomputable once per source sentence)
     u = xp.tanh(qp[:, None, :] + kp)  # (N, Tk, A)
     e = u @ v  # (N, Tk) alignment scores
-    alpha = masked_softmax(e, mask)  # (N, Tk)
-    context = (alpha[:, :, None] * values).sum(axis=1)  # (N, Dv)
+    context, alpha = _read(e, mask, values)  # (N, Dv), (N, Tk)
     return (context, alpha), (query, keys, values, wq, wk, v, u, alpha)
 
 
 def additive_attention_backward(dout, cache):
     """Gradients of ``additive_attention``; dout = (dcontext, dweights), either may be None."""
     query, keys, values, wq, wk, v, u, alpha = cache
-    xp = get_array_module(query)
-    dcontext, dweights = dout
-    dcontext = xp.zeros((query.shape[0], values.shape[2]), query.dtype) if dcontext is None else dcontext  # (N, Dv)
-    dalpha = (values @ dcontext[:, :, None])[:, :, 0]  # (N, Tk)
-    if dweights is not None:
-        dalpha = dalpha + dweights
-    dvalues = alpha[:, :, None] * dcontext[:, None, :]  # (N, Tk, Dv)
-    de = masked_softmax_backward(dalpha, alpha)  # (N, Tk)
+    de, dvalues = _read_backward(dout, alpha, values)  # (N, Tk), (N, Tk, Dv)
     dv = (u * de[:, :, None]).sum(axis=(0, 1))  # (A,)
     du = de[:, :, None] * v * (1.0 - u * u)  # (N, Tk, A) through tanh
     dqp = du.sum(axis=1)  # (N, A)
@@ -222,22 +235,14 @@ def dot_attention(query, keys, values, w=None, *, mask=None):
                          f"(or w=None with equal sizes), got {None if w is None else tuple(w.shape)}")
     qt = query if w is None else query @ w  # (N, Dk) the query in key space
     e = (keys @ qt[:, :, None])[:, :, 0]  # (N, Tk) scores
-    alpha = masked_softmax(e, mask)  # (N, Tk)
-    context = (alpha[:, :, None] * values).sum(axis=1)  # (N, Dv)
+    context, alpha = _read(e, mask, values)  # (N, Dv), (N, Tk)
     return (context, alpha), (query, keys, values, w, qt, alpha)
 
 
 def dot_attention_backward(dout, cache):
     """Gradients of ``dot_attention``; dout = (dcontext, dweights), either may be None."""
     query, keys, values, w, qt, alpha = cache
-    xp = get_array_module(query)
-    dcontext, dweights = dout
-    dcontext = xp.zeros((query.shape[0], values.shape[2]), query.dtype) if dcontext is None else dcontext  # (N, Dv)
-    dalpha = (values @ dcontext[:, :, None])[:, :, 0]  # (N, Tk)
-    if dweights is not None:
-        dalpha = dalpha + dweights
-    dvalues = alpha[:, :, None] * dcontext[:, None, :]  # (N, Tk, Dv)
-    de = masked_softmax_backward(dalpha, alpha)  # (N, Tk)
+    de, dvalues = _read_backward(dout, alpha, values)  # (N, Tk), (N, Tk, Dv)
     dqt = (de[:, :, None] * keys).sum(axis=1)  # (N, Dk)
     dkeys = de[:, :, None] * qt[:, None, :]  # (N, Tk, Dk)
     if w is None:
