@@ -35,7 +35,11 @@ def masked_softmax(s, keep):
         s = xp.where(keep, s, -math.inf)  # (..., Tk) masked scores are −∞
         m = s.max(axis=-1, keepdims=True)  # (..., 1) row maxima (−∞ on fully-masked rows)
         m = xp.where(xp.isfinite(m), m, 0.0)  # (..., 1) a finite shift on every row
-    e = s - (s.max(axis=-1, keepdims=True) if m is None else m)  # (..., Tk) shifted scores, ≤ 0
+    if m is None:
+        e = s - s.max(axis=-1, keepdims=True)  # (..., Tk) shifted scores, ≤ 0
+    else:
+        e = s  # the fresh array made by ``where`` above
+        e -= m  # in place: shifted scores, ≤ 0 (−∞ where masked)
     xp.exp(e, out=e)  # in place: exactly 0 where masked
     z = e.sum(axis=-1, keepdims=True)  # (..., 1)
     e /= xp.where(z > 0, z, 1.0)  # in place: all-zero rows stay zero
@@ -44,8 +48,10 @@ def masked_softmax(s, keep):
 
 def masked_softmax_backward(dp, p):
     """ds = p ⊙ (dp − rowsum(dp ⊙ p)): zero wherever p is zero (masked keys)."""
-    rowsum = (dp * p).sum(axis=-1, keepdims=True)  # (..., 1)
-    return p * (dp - rowsum)  # (..., Tk)
+    ds = dp * p  # (..., Tk) p ⊙ dp
+    rowsum = ds.sum(axis=-1, keepdims=True)  # (..., 1) Σ_k dp ⊙ p
+    ds -= p * rowsum  # in place: ds = p ⊙ dp − p ⊙ rowsum
+    return ds
 # end-masked-softmax
 
 
@@ -133,8 +139,10 @@ def scaled_dot_product_attention_backward(dy, cache):
     dpd = dy @ xp.swapaxes(v, -1, -2)  # (..., Tq, Tk)
     dp = dpd if dropout_mask is None else dpd * dropout_mask  # (..., Tq, Tk)
     ds = masked_softmax_backward(dp, p)  # (..., Tq, Tk) gradient of the scores S
-    dq = (ds @ k) * scale  # (..., Tq, dk) the 1/√dk applied to the smaller arrays
-    dk = (xp.swapaxes(ds, -1, -2) @ q) * scale  # (..., Tk, dk)
+    dq = ds @ k  # (..., Tq, dk)
+    dq *= scale  # in place: the 1/√dk applied to the smaller arrays
+    dk = xp.swapaxes(ds, -1, -2) @ q  # (..., Tk, dk)
+    dk *= scale
     return dq, dk, dv
 # end-sdpa
 

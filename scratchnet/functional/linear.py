@@ -28,7 +28,7 @@ def linear(x, w, b=None):
         raise ValueError(f"linear: expected b of shape ({w.shape[1]},), got {tuple(b.shape)}")
     y = (x.reshape(-1, w.shape[0]) @ w).reshape(*x.shape[:-1], w.shape[1])  # (..., M) one 2-D GEMM, not one per leading index
     if b is not None:
-        y = y + b
+        y += b  # in place: y is our own fresh array
     return y, (x, w, b is not None)
 
 

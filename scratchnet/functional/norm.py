@@ -91,7 +91,7 @@ def layer_norm(x, gamma, beta, *, eps=1e-5):
     xhat = xc * inv_std  # (..., D)
     y = xhat if gamma is None else xhat * gamma
     if beta is not None:
-        y = y + beta
+        y = y + beta if y is xhat else xp.add(y, beta, out=y)  # in place unless y is the cached x̂
     return y, (xhat, inv_std, gamma, beta is not None)
 
 

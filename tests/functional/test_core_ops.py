@@ -202,3 +202,39 @@ def test_activations_match_pytorch(rng, name, tname, opts):
 def test_clear_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (64, 1024)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_kernel_matches_reference(shape, dtype, monkeypatch):
+    rng = np.random.default_rng(1)
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", flag)
+        y, cache = F.gelu(x)
+        out[flag] = (y, F.gelu_backward(dy, cache))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
+    for a, b in zip(out["1"], out["0"]):
+        assert a.dtype == dtype and a.shape == shape
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_erf_float32_is_accurate_to_float32():
+    scipy_special = pytest.importorskip("scipy.special")
+    from scratchnet.kernels.activation_loops import erf_float32
+    x = np.linspace(-7, 7, 2001).astype(np.float32)
+    got = np.array([erf_float32(v) for v in x], dtype=np.float64)
+    assert np.abs(got - scipy_special.erf(x.astype(np.float64))).max() < 5e-7
+    assert erf_float32(np.float32(0.0)) == 0.0 and erf_float32(np.float32(9.0)) == pytest.approx(1.0, abs=1e-7)
+
+
+def test_gelu_kernel_on_a_non_contiguous_view(rng):
+    x = rng.standard_normal((6, 8))[:, ::2].T  # (4, 6), strided
+    dy = rng.standard_normal((4, 12))[:, ::2]  # (4, 6), strided
+    y, cache = F.gelu(x)
+    expected_y, expected_cache = F.gelu(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(F.gelu_backward(dy, cache), F.gelu_backward(np.ascontiguousarray(dy), expected_cache))
+    assert_gradients(F.gelu, F.gelu_backward, [x])
