@@ -144,6 +144,14 @@ class MultiHeadAttention(Module):
             return dquery, dkey + dvalue
         return dquery, dkey, dvalue
 
+    def last_attention_weights(self):
+        """(N, H, Tq, Tk) attention weights of the most recent forward still waiting for its backward
+        (before attention dropout), read from its cache; for plots."""
+        if not self._caches:
+            raise RuntimeError("MultiHeadAttention.last_attention_weights: no cached forward pass (call "
+                               "forward outside no_grad() first)")
+        return self._caches[-1][0].p
+
     def reset_cache(self):
         """Forget the cached keys/values of generation."""
         self.kv_cache = None

@@ -80,6 +80,11 @@ class Module:
                                "first, outside no_grad(), once per backward)")
         return self._caches.pop()
 
+    @property
+    def caches(self) -> tuple:
+        """The forward caches waiting for their backward, oldest first (read-only; for inspection)."""
+        return tuple(self._caches)
+
     def clear_caches(self) -> None:
         """Drop every cached forward pass in this module and its children."""
         for m in self.modules():

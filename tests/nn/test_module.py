@@ -79,6 +79,17 @@ def test_no_grad_caches_nothing(rng):
         model.backward(np.ones((4, 3), np.float32))
 
 
+def test_caches_lists_the_pending_forward_passes(rng):
+    lin = nn.Linear(5, 3, rng=0)
+    x1, x2 = rng.standard_normal((2, 5)).astype(np.float32), rng.standard_normal((4, 5)).astype(np.float32)
+    lin(x1), lin(x2)
+    assert [c[0].shape for c in lin.caches] == [(2, 5), (4, 5)]  # oldest first
+    lin.backward(np.ones((4, 3), np.float32))
+    assert len(lin.caches) == 1 and isinstance(lin.caches, tuple)
+    lin.clear_caches()
+    assert lin.caches == ()
+
+
 def test_train_eval_switches_every_child(rng):
     model = small_mlp(rng).eval()
     assert not any(m.training for m in model.modules())

@@ -202,3 +202,16 @@ def test_decoder_layer_parity_with_torch(rng, norm_first):
     ty.backward(torch.tensor(dy))
     np.testing.assert_allclose(dx, tx.grad.numpy(), atol=1e-10)
     np.testing.assert_allclose(dmem, tmem.grad.numpy(), atol=1e-10)
+
+
+def test_last_attention_weights_are_the_per_head_weights(rng):
+    m = nn.MultiHeadAttention(8, 2, rng=0)
+    with pytest.raises(RuntimeError, match="no cached forward pass"):
+        m.last_attention_weights()
+    x = rng.standard_normal((3, 5, 8)).astype(np.float32)
+    _, avg = m(x, need_weights=True, causal=True)
+    w = m.last_attention_weights()
+    assert w.shape == (3, 2, 5, 5)
+    np.testing.assert_allclose(w.mean(axis=1), avg, rtol=1e-6)
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.triu(w[0, 0], 1) == 0)  # causal: no weight on the future
