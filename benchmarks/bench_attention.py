@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import torch_or_none, workload
+from benchmarks.harness import torch_or_none, torch_train_step, train_step, workload
 
 
 @workload("attention.mha_fwd_bwd", description="MultiHeadAttention self-attn N=16, T=128, d=128, 4 heads, float32")
@@ -48,11 +48,7 @@ def gpt_train_step():
     opt = AdamW(model.parameters(), lr=3e-4)
 
     def run_scratchnet():
-        loss = crit(model(x), y)
-        opt.zero_grad()
-        model.backward(crit.backward())
-        opt.step()
-        return loss
+        return train_step(model, crit, opt, x, y)
 
     torch = torch_or_none()
     if torch is None:
@@ -80,9 +76,6 @@ def gpt_train_step():
     tx, ty = torch.tensor(x), torch.tensor(y)
 
     def run_torch():
-        loss = tnn.functional.cross_entropy(tmodel(tx).reshape(-1, V), ty.reshape(-1))
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
+        torch_train_step(tmodel, topt, tx, ty)
 
     return run_scratchnet, run_torch

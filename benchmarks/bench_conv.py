@@ -13,7 +13,7 @@ import numpy as np
 import scratchnet.functional as F
 from scratchnet import nn
 
-from .harness import torch_or_none, workload
+from .harness import torch_or_none, torch_train_step, train_step, workload
 
 # name: (N, C_in, C_out, H, k, padding)
 CONV_SHAPES = {
@@ -122,10 +122,7 @@ def lenet5_100_steps():
 
     def run_scratchnet():
         for _ in range(100):  # one training step per iteration
-            crit(model(x), y)
-            opt.zero_grad()
-            model.backward(crit.backward())
-            opt.step()
+            train_step(model, crit, opt, x, y)
 
     torch = torch_or_none()
     if torch is None:
@@ -158,10 +155,7 @@ def lenet5_100_steps():
 
     def run_torch():
         for _ in range(100):  # one training step per iteration
-            loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
-            topt.zero_grad()
-            loss.backward()
-            topt.step()
+            torch_train_step(tmodel, topt, tx, ty)
 
     return run_scratchnet, run_torch
 

@@ -11,7 +11,7 @@ import scratchnet.functional as F
 from scratchnet import nn
 from scratchnet.optim import SGD, Adam
 
-from .harness import torch_or_none, workload
+from .harness import torch_or_none, torch_train_step, train_step, workload
 
 MLP_SIZES = (784, 512, 512, 10)
 ADAM_SHAPES = [(1000, 500), (500, 800), (100, 1000)]  # 500k + 400k + 100k = 1,000,000 values
@@ -32,11 +32,7 @@ def mlp_train_step():
     opt = SGD(model.parameters(), lr=0.01)
 
     def run_scratchnet():
-        logits = model(x)
-        crit(logits, y)
-        opt.zero_grad()
-        model.backward(crit.backward())
-        opt.step()
+        train_step(model, crit, opt, x, y)
 
     torch = torch_or_none()
     if torch is None:
@@ -56,10 +52,7 @@ def mlp_train_step():
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
     def run_torch():
-        loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
+        torch_train_step(tmodel, topt, tx, ty)
 
     return run_scratchnet, run_torch
 

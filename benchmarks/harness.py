@@ -57,8 +57,8 @@ import time
 import traceback
 from typing import Callable, Optional
 
-__all__ = ["Workload", "Result", "workload", "register", "torch_or_none", "discover", "select",
-           "time_callable", "run", "format_table", "environment", "main", "REGISTRY"]
+__all__ = ["Workload", "Result", "workload", "register", "torch_or_none", "train_step", "torch_train_step",
+           "discover", "select", "time_callable", "run", "format_table", "environment", "main", "REGISTRY"]
 
 BENCH_DIR = pathlib.Path(__file__).resolve().parent
 
@@ -121,6 +121,26 @@ def torch_or_none():
         except Exception:
             _TORCH.append(None)
     return _TORCH[0]
+
+
+def train_step(model, criterion, optimizer, x, y):
+    """One scratchnet training step: forward, loss, backward through the model, update; the loss."""
+    loss = criterion(model(x), y)
+    optimizer.zero_grad()
+    model.backward(criterion.backward())
+    optimizer.step()
+    return loss
+
+
+def torch_train_step(model, optimizer, x, y):
+    """The PyTorch twin of ``train_step`` with softmax cross-entropy on (N, K) or (N, T, K) logits."""
+    torch = torch_or_none()
+    logits = model(x)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 def discover(directory=None, *, quiet: bool = False) -> list:
