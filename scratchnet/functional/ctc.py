@@ -20,6 +20,16 @@ __all__ = ["ctc_loss", "ctc_loss_backward", "ctc_lattice"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 NEG_INF = -math.inf
+CTC_PARALLEL_MIN = 1 << 16  # lattice cells N·T·L from which the kernels split the sequences over threads
+
+
+def _kernels(n_cells):
+    """The (α, β-and-gradient) Numba kernels for a lattice of ``n_cells`` cells: one thread for small
+    lattices (a parallel region's spinning workers would slow the GEMMs around it), prange for big ones."""
+    from ..kernels import ctc_loops as K
+    if n_cells >= CTC_PARALLEL_MIN:
+        return K.ctc_alpha_kernel, K.ctc_beta_grad_kernel
+    return K.ctc_alpha_kernel_serial, K.ctc_beta_grad_kernel_serial
 
 
 # -- the extended label sequence ---------------------------------------------------------------
@@ -169,12 +179,12 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank=0, redu
     target_lengths = xp.asarray(target_lengths, dtype=xp.int64)  # (N,)
     ext, skip, ext_lengths = _extend_targets(xp, targets, target_lengths, blank)
     if use_jit() and not is_cupy(log_probs):
-        from ..kernels.ctc_loops import ctc_alpha_kernel
         require_numpy("ctc_loss", log_probs)
         lp = np.ascontiguousarray(log_probs)
         alpha = np.full(lp.shape[:2] + (ext.shape[1],), NEG_INF, dtype=lp.dtype)  # (N, T, L)
         logp = np.empty(lp.shape[0], dtype=lp.dtype)  # (N,)
-        ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp)
+        alpha_kernel, _ = _kernels(alpha.size)
+        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp)
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L) recomputed in backward: cheap, and big
         alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)
@@ -209,12 +219,12 @@ def ctc_loss_backward(dloss, cache):
         weight = float(dloss) / N / xp.maximum(target_lengths, 1).astype(lp.dtype)  # (N,)
     weight = xp.where(xp.isfinite(logp), weight, 0.0)  # impossible targets: no gradient
     if use_jit() and not is_cupy(lp):
-        from ..kernels.ctc_loops import ctc_beta_grad_kernel
         require_numpy("ctc_loss_backward", lp)
         lp = np.ascontiguousarray(lp)
         beta = np.full(alpha.shape, NEG_INF, dtype=lp.dtype)  # (N, T, L)
         dlog_probs = np.zeros(lp.shape, dtype=lp.dtype)  # (N, T, C)
-        ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
+        _, beta_grad_kernel = _kernels(alpha.size)
+        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
                              np.ascontiguousarray(weight), beta, dlog_probs)
     else:
         lp_ext = _gather(xp, lp, ext)  # (N, T, L)
@@ -245,13 +255,13 @@ def ctc_lattice(log_probs, targets, input_lengths, target_lengths, *, blank=0, j
     N, T, C = log_probs.shape
     zero = xp.zeros(N, dtype=log_probs.dtype)  # (N,) no gradient wanted, only β
     if (use_jit() if jit is None else jit) and not is_cupy(log_probs):
-        from ..kernels.ctc_loops import ctc_alpha_kernel, ctc_beta_grad_kernel
         lp = np.ascontiguousarray(log_probs)
         alpha = np.full((N, T, ext.shape[1]), NEG_INF, dtype=lp.dtype)  # (N, T, L)
         beta = np.full_like(alpha, NEG_INF)  # (N, T, L)
         logp = np.empty(N, dtype=lp.dtype)  # (N,)
-        ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp)
-        ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta,
+        alpha_kernel, beta_grad_kernel = _kernels(alpha.size)
+        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp)
+        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta,
                              np.zeros_like(lp))
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L)

@@ -12,7 +12,7 @@ import math
 
 from .._jit import njit, prange
 
-__all__ = ["ctc_alpha_kernel", "ctc_beta_grad_kernel"]
+__all__ = ["ctc_alpha_kernel", "ctc_alpha_kernel_serial", "ctc_beta_grad_kernel", "ctc_beta_grad_kernel_serial"]
 
 
 @njit
@@ -36,8 +36,7 @@ def _logaddexp3(a, b, c):
     return a + math.log(1.0 + rest)
 
 
-@njit(parallel=True)
-def ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp):
+def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp):
     """Fill alpha (N, T, L) (pre-filled with −inf) and logp (N,) = log p(target | input).
 
     α_t(s) = lse(α_{t−1}(s), α_{t−1}(s−1), [skip_s] α_{t−1}(s−2)) + lp_t(l'_s).
@@ -61,8 +60,7 @@ def ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp):
         logp[n] = _logaddexp3(last, second, -math.inf)
 
 
-@njit(parallel=True)
-def ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp):
+def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp):
     """Fill beta (N, T, L) (pre-filled with −inf) and accumulate dlp (N, T, C) (pre-filled with 0).
 
     β_t(s) = lse(β_{t+1}(s), β_{t+1}(s+1), [skip_{s+2}] β_{t+1}(s+2)) + lp_t(l'_s);
@@ -91,3 +89,9 @@ def ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
                     g = alpha[n, t, s] + beta[n, t, s] - lp[n, t, k] - logp[n]
                     if g > -math.inf:
                         dlp[n, t, k] -= w * math.exp(g)
+
+
+ctc_alpha_kernel = njit(parallel=True)(_ctc_alpha_kernel)  # prange over sequences: big lattices
+ctc_alpha_kernel_serial = njit(_ctc_alpha_kernel)  # the same loops on one thread: small lattices
+ctc_beta_grad_kernel = njit(parallel=True)(_ctc_beta_grad_kernel)
+ctc_beta_grad_kernel_serial = njit(_ctc_beta_grad_kernel)

@@ -147,6 +147,20 @@ def test_kernel_matches_reference(monkeypatch, rng, dtype):
         np.testing.assert_allclose(np.where(np.isinf(a), 0, a), np.where(np.isinf(b), 0, b), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("threshold", [0, 1 << 40])  # every lattice parallel / every lattice serial
+def test_parallel_and_serial_kernels_agree(monkeypatch, rng, threshold):
+    import scratchnet.functional.ctc as ctc_module
+    lp, tg, il, tl = _problem(rng, 6, 12, 5, 4, repeat=True)
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    monkeypatch.setattr(ctc_module, "CTC_PARALLEL_MIN", threshold)
+    loss, cache = F.ctc_loss(lp, tg, il, tl, reduction="none")
+    dlp = F.ctc_loss_backward(np.ones(6), cache)
+    monkeypatch.setenv("SCRATCHNET_JIT", "0")
+    ref_loss, ref_cache = F.ctc_loss(lp, tg, il, tl, reduction="none")
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(dlp, F.ctc_loss_backward(np.ones(6), ref_cache), rtol=1e-12, atol=1e-14)
+
+
 def test_lattice_identity(rng):
     """Σ_s α_t(s) β_t(s) / y_t(l'_s) = p for every frame t (every path passes some state at t)."""
     lp, tg, il, tl = _problem(rng, 2, 7, 4, 3)
