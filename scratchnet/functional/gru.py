@@ -7,9 +7,22 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
+from .._jit import use_jit
 from ..backend import get_array_module
-from .recurrent import (_batch_first, _check_sequence, _check_step, _input_grads, _project, _sigmoid,
-                        _state_grads, _time_major, _upstream, _zeros_or_copy)
+from .recurrent import (
+    _batch_first,
+    _check_sequence,
+    _check_step,
+    _input_grads,
+    _project,
+    _sigmoid,
+    _state_grads,
+    _time_major,
+    _upstream,
+    _zeros_or_copy,
+)
 
 __all__ = ["gru_step", "gru_step_backward", "gru", "gru_backward"]
 
@@ -17,6 +30,14 @@ __all__ = ["gru_step", "gru_step_backward", "gru", "gru_backward"]
 def _gru_cell(xw, hw, h, H, gates):
     """New state from xw = x wx + bx and hw = h wh + bh (N, 3H); fills gates (N, 3H) with r, z, n."""
     xp = get_array_module(xw)
+    if use_jit() and xp is np and xw.dtype == hw.dtype == h.dtype == np.float32:
+        from ..kernels.recurrent_loops import (
+            gru_cell_float32_kernel,  # the same math in one fused loop
+        )
+        h_new = np.empty_like(h)  # (N, H)
+        c = np.ascontiguousarray
+        gru_cell_float32_kernel(c(xw), c(hw), c(h), np.float32(0.5), gates, h_new)
+        return h_new
     gates[:, :2 * H] = _sigmoid(xw[:, :2 * H] + hw[:, :2 * H])  # r, z
     r, z = gates[:, :H], gates[:, H:2 * H]
     gates[:, 2 * H:] = xp.tanh(xw[:, 2 * H:] + r * hw[:, 2 * H:])  # n, the candidate
@@ -111,15 +132,29 @@ def gru_backward(grads, cache):
     T, N, H = hs.shape
     dys = _time_major(dy)  # (T, N, H) or None
     dh = _zeros_or_copy(xp, dh_n, (N, H), hs.dtype)  # gradient reaching h_t from the future
-    # Everything that does not depend on the carried dh is computed for all steps at once:
+    dhw = xp.empty_like(gates)  # (T, N, 3H) gradient of h wh + bh
+    dan = xp.empty_like(hs)  # (T, N, H) gradient of a_n (the x wx_n + bx_n part of dxw)
+    whT = xp.ascontiguousarray(wh.T)  # (3H, H)
+    walk = _walk_back_fused if use_jit() and xp is np else _walk_back
+    dh = walk(dys, dh, gates, hns, hs, h0, mask, whT, dhw, dan)
+    dxw = dhw.copy()  # (T, N, 3H) r and z see x wx and h wh through the same sum ...
+    dxw[..., 2 * H:] = dan  # ... while x wx_n + bx_n is outside the reset gate
+    dx, dwx, dbx = _input_grads(xt, wx, dxw)
+    dwh = _state_grads(hs, h0, dhw)
+    dbh = dhw.reshape(T * N, 3 * H).sum(axis=0)  # (3H,)
+    return dx, dh if has_h0 else None, dwx, dwh, dbx if has_bx else None, dbh if has_bh else None
+
+
+def _walk_back(dys, dh, gates, hns, hs, h0, mask, whT, dhw, dan):
+    """The backward time loop: fill dhw (T, N, 3H) and dan (T, N, H); return dh_{−1}. Everything that
+    does not depend on the carried dh is computed for all steps at once, before the loop."""
+    xp = get_array_module(gates)
+    T, N, H = hs.shape
     r, z, n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]  # (T, N, H) views
     h_prev = xp.concatenate([h0[None], hs[:-1]])  # (T, N, H) h_{t−1}
     dn_factor = (1.0 - z) * (1.0 - n * n)  # (T, N, H) ∂h_t/∂a_n
     dr_factor = hns * r * (1.0 - r)  # (T, N, H) ∂a_n/∂a_r
     dz_factor = (h_prev - n) * z * (1.0 - z)  # (T, N, H) ∂h_t/∂a_z
-    dhw = xp.empty_like(gates)  # (T, N, 3H) gradient of h wh + bh
-    dan = xp.empty_like(hs)  # (T, N, H) gradient of a_n (the x wx_n + bx_n part of dxw)
-    whT = xp.ascontiguousarray(wh.T)  # (3H, H)
     for t in range(T - 1, -1, -1):  # walk the recurrence backwards, carrying dh
         dh_t = dh if dys is None else dh + dys[t]
         xp.multiply(dh_t, dn_factor[t], out=dan[t])
@@ -133,9 +168,22 @@ def gru_backward(grads, cache):
             dhw[t] *= m
             dan[t] *= m
             dh = xp.where(m, dh_t * z[t] + dhw[t] @ whT, dh)
-    dxw = dhw.copy()  # (T, N, 3H) r and z see x wx and h wh through the same sum ...
-    dxw[..., 2 * H:] = dan  # ... while x wx_n + bx_n is outside the reset gate
-    dx, dwx, dbx = _input_grads(xt, wx, dxw)
-    dwh = _state_grads(hs, h0, dhw)
-    dbh = dhw.reshape(T * N, 3 * H).sum(axis=0)  # (3H,)
-    return dx, dh if has_h0 else None, dwx, dwh, dbx if has_bx else None, dbh if has_bh else None
+    return dh
+
+
+def _walk_back_fused(dys, dh, gates, hns, hs, h0, mask, whT, dhw, dan):
+    """``_walk_back`` with each step's elementwise work in one Numba loop that computes the local
+    derivatives on the fly (no (T, N, ·) temporaries); the matmul by whᵀ stays in NumPy."""
+    from ..kernels.recurrent_loops import gru_backward_step_kernel
+    T, N, H = hs.shape
+    zeros = np.zeros((N, H), dtype=hs.dtype)  # dy_t when no dy was given
+    keep_all = np.ones(N, dtype=bool)  # (N,) every sequence still running
+    dh_direct = np.empty((N, H), dtype=hs.dtype)  # (N, H) dh_t ⊙ z, the path that skips the gates
+    for t in range(T - 1, -1, -1):  # walk the recurrence backwards, carrying dh
+        keep = keep_all if mask is None else mask[t]
+        dy_t = zeros if dys is None else dys[t]
+        h_prev = hs[t - 1] if t > 0 else h0
+        gru_backward_step_kernel(dh, dy_t, gates[t], hns[t], h_prev, keep, dhw[t], dan[t], dh_direct)
+        dh_new = dh_direct + dhw[t] @ whT  # (N, H)
+        dh = dh_new if mask is None else np.where(keep[:, None], dh_new, dh)  # past a length: dh passes
+    return dh

@@ -7,8 +7,21 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
+from .._jit import use_jit
 from ..backend import get_array_module
-from .recurrent import (_batch_first, _check_sequence, _check_step, _input_grads, _project, _state_grads, _time_major, _upstream, _zeros_or_copy)
+from .recurrent import (
+    _batch_first,
+    _check_sequence,
+    _check_step,
+    _input_grads,
+    _project,
+    _state_grads,
+    _time_major,
+    _upstream,
+    _zeros_or_copy,
+)
 
 __all__ = ["lstm_step", "lstm_step_backward", "lstm", "lstm_backward"]
 
@@ -26,6 +39,12 @@ def _lstm_cell(za, c, H, affine, gates, c_new, tanh_c, h_new):
     *scaled* pre-activations za = a ⊙ z, then c' = f ⊙ c + i ⊙ g, tanh(c') and h' = o ⊙ tanh(c')."""
     xp = get_array_module(za)
     a, s = affine
+    if use_jit() and xp is np and za.dtype == np.float32 and c.dtype == np.float32:
+        from ..kernels.recurrent_loops import (
+            lstm_cell_float32_kernel,  # the same math in one fused loop
+        )
+        lstm_cell_float32_kernel(np.ascontiguousarray(za), np.ascontiguousarray(c), a, s, gates, c_new, tanh_c, h_new)
+        return
     xp.tanh(za, out=gates)  # (N, 4H) one tanh for the four blocks
     gates *= a
     gates += s
@@ -143,19 +162,32 @@ def lstm_backward(grads, cache):
     dys = _time_major(dy)  # (T, N, H) or None
     dh = _zeros_or_copy(xp, dh_n, (N, H), hs.dtype)  # gradient reaching h_t from the future
     dc = _zeros_or_copy(xp, dc_n, (N, H), hs.dtype)  # gradient reaching c_t from the future
-    # Everything that does not depend on the carried dh, dc is computed for all steps at once:
+    dz = xp.empty((T, N, 4, H), dtype=hs.dtype)  # pre-activation gradients, blocks i, f, g, o
+    whT = xp.ascontiguousarray(wh.T)  # (4H, H)
+    walk = _walk_back_fused if use_jit() and xp is np else _walk_back
+    dh, dc = walk(dys, dh, dc, gates, tanh_cs, cs, c0, mask, whT, dz)
+    dz = dz.reshape(T, N, 4 * H)
+    dx, dwx, db = _input_grads(xt, wx, dz)
+    dwh = _state_grads(hs, h0, dz)
+    has_h0, has_c0, has_b = given
+    return dx, dh if has_h0 else None, dc if has_c0 else None, dwx, dwh, db if has_b else None
+
+
+def _walk_back(dys, dh, dc, gates, tanh_cs, cs, c0, mask, whT, dz):
+    """The backward time loop: fill dz (T, N, 4, H); return dh_{−1}, dc_{−1}. Everything that does
+    not depend on the carried dh, dc is computed for all steps at once, before the loop."""
+    xp = get_array_module(gates)
+    T, N, H = cs.shape
     i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))  # (T, N, H) views
     act = gates * (1.0 - gates)  # (T, N, 4H) σ' = σ(1 − σ) for i, f, o ...
     act[..., 2 * H:3 * H] = 1.0 - g * g  # ... and tanh' = 1 − g² for g
     dtanh_c = o * (1.0 - tanh_cs * tanh_cs)  # (T, N, H) ∂h_t/∂c_t
     dgate_do = tanh_cs * act[..., 3 * H:]  # (T, N, H) ∂h_t/∂z_o
-    dgate_dc = xp.empty((T, N, 3, H), dtype=hs.dtype)  # ∂c_t/∂(z_i, z_f, z_g)
+    dgate_dc = xp.empty((T, N, 3, H), dtype=cs.dtype)  # ∂c_t/∂(z_i, z_f, z_g)
     xp.multiply(g, act[..., :H], out=dgate_dc[:, :, 0])
     xp.multiply(cs[:-1], act[1:, :, H:2 * H], out=dgate_dc[1:, :, 1])  # c_{t−1} ⊙ f'
     xp.multiply(c0, act[0, :, H:2 * H], out=dgate_dc[0, :, 1])
     xp.multiply(i, act[..., 2 * H:3 * H], out=dgate_dc[:, :, 2])
-    dz = xp.empty((T, N, 4, H), dtype=hs.dtype)  # pre-activation gradients, blocks i, f, g, o
-    whT = xp.ascontiguousarray(wh.T)  # (4H, H)
     for t in range(T - 1, -1, -1):  # walk the recurrence backwards, carrying dh and dc
         dh_t = dh if dys is None else dh + dys[t]
         dc_t = dc + dh_t * dtanh_c[t]  # (N, H) both paths into c_t
@@ -168,8 +200,22 @@ def lstm_backward(grads, cache):
             m = mask[t][:, None]
             dzt *= m
             dh, dc = xp.where(m, dzt @ whT, dh), xp.where(m, dc_t * f[t], dc)
-    dz = dz.reshape(T, N, 4 * H)
-    dx, dwx, db = _input_grads(xt, wx, dz)
-    dwh = _state_grads(hs, h0, dz)
-    has_h0, has_c0, has_b = given
-    return dx, dh if has_h0 else None, dc if has_c0 else None, dwx, dwh, db if has_b else None
+    return dh, dc
+
+
+def _walk_back_fused(dys, dh, dc, gates, tanh_cs, cs, c0, mask, whT, dz):
+    """``_walk_back`` with each step's elementwise work in one Numba loop that computes the local
+    derivatives on the fly (no (T, N, ·) temporaries); the matmul by whᵀ stays in NumPy."""
+    from ..kernels.recurrent_loops import lstm_backward_step_kernel
+    T, N, H = cs.shape
+    dc = np.ascontiguousarray(dc, dtype=cs.dtype)  # (N, H) updated in place by the kernel
+    zeros = np.zeros((N, H), dtype=cs.dtype)  # dy_t when no dy was given
+    keep_all = np.ones(N, dtype=bool)  # (N,) every sequence still running
+    for t in range(T - 1, -1, -1):  # walk the recurrence backwards, carrying dh and dc
+        keep = keep_all if mask is None else mask[t]
+        dy_t = zeros if dys is None else dys[t]
+        c_prev = cs[t - 1] if t > 0 else c0
+        lstm_backward_step_kernel(dh, dy_t, dc, gates[t], tanh_cs[t], c_prev, keep, dz[t])
+        dh_new = dz[t].reshape(N, 4 * H) @ whT  # (N, H)
+        dh = dh_new if mask is None else np.where(keep[:, None], dh_new, dh)  # past a length: dh passes
+    return dh, dc

@@ -292,3 +292,51 @@ def test_lstm_cell_helper_gradcheck(rng):
         return dz, dc_prev
 
     assert_gradients(fwd, bwd, [rng.standard_normal((N, 4 * H)), rng.standard_normal((N, H))])
+
+
+def test_tanh_float32_is_accurate_to_float32():
+    from scratchnet.kernels.activation_loops import tanh_float32
+    x = np.concatenate([np.linspace(-12, 12, 4001), [0.0, 1e-6, -1e-6, 40.0, -40.0]]).astype(np.float32)
+    got = np.array([tanh_float32(v) for v in x], dtype=np.float64)
+    assert np.abs(got - np.tanh(x.astype(np.float64))).max() < 5e-7
+    assert tanh_float32(np.float32(0.0)) == 0.0 and abs(tanh_float32(np.float32(1e-6)) - 1e-6) < 1e-12
+
+
+@pytest.mark.parametrize("lengths", [None, [7, 3, 5]])
+def test_lstm_float32_cell_kernel_matches_reference(rng, monkeypatch, lengths):
+    N, T, D, H = 3, 7, 5, 6
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    h0, c0 = (rng.standard_normal((N, H)).astype(np.float32) for _ in range(2))
+    wx, wh = (0.5 * rng.standard_normal(s).astype(np.float32) for s in ((D, 4 * H), (H, 4 * H)))
+    b = rng.standard_normal(4 * H).astype(np.float32)
+    dy, dh, dc = rng.standard_normal((N, T, H)).astype(np.float32), *(rng.standard_normal((N, H)).astype(np.float32) for _ in range(2))
+    lens = None if lengths is None else np.array(lengths)
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", flag)
+        fwd, cache = F.lstm(x, h0, c0, wx, wh, b, lengths=lens)
+        (hs, cs), step_cache = F.lstm_step(x[:, 0], h0, c0, wx, wh, b)
+        out[flag] = (*fwd, *F.lstm_backward((dy, dh, dc), cache), hs, cs, *F.lstm_step_backward((dh, dc), step_cache))
+    for a, r in zip(out["1"], out["0"]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("lengths", [None, [7, 3, 5]])
+def test_gru_float32_kernels_match_reference(rng, monkeypatch, lengths):
+    N, T, D, H = 3, 7, 5, 6
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    h0 = rng.standard_normal((N, H)).astype(np.float32)
+    wx, wh = (0.5 * rng.standard_normal(s).astype(np.float32) for s in ((D, 3 * H), (H, 3 * H)))
+    bx, bh = (rng.standard_normal(3 * H).astype(np.float32) for _ in range(2))
+    dy, dh = rng.standard_normal((N, T, H)).astype(np.float32), rng.standard_normal((N, H)).astype(np.float32)
+    lens = None if lengths is None else np.array(lengths)
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", flag)
+        fwd, cache = F.gru(x, h0, wx, wh, bx, bh, lengths=lens)
+        h1, step_cache = F.gru_step(x[:, 0], h0, wx, wh, bx, bh)
+        out[flag] = (*fwd, *F.gru_backward((dy, dh), cache), h1, *F.gru_step_backward(dh, step_cache))
+    for a, r in zip(out["1"], out["0"]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-6)
