@@ -184,7 +184,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank=0, redu
         alpha = np.full(lp.shape[:2] + (ext.shape[1],), NEG_INF, dtype=lp.dtype)  # (N, T, L)
         logp = np.empty(lp.shape[0], dtype=lp.dtype)  # (N,)
         alpha_kernel, _ = _kernels(alpha.size)
-        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp)
+        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, lp.dtype.type(NEG_INF))
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L) recomputed in backward: cheap, and big
         alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)
@@ -225,7 +225,7 @@ def ctc_loss_backward(dloss, cache):
         dlog_probs = np.zeros(lp.shape, dtype=lp.dtype)  # (N, T, C)
         _, beta_grad_kernel = _kernels(alpha.size)
         beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
-                             np.ascontiguousarray(weight), beta, dlog_probs)
+                         np.ascontiguousarray(weight, dtype=lp.dtype), beta, dlog_probs, lp.dtype.type(NEG_INF))
     else:
         lp_ext = _gather(xp, lp, ext)  # (N, T, L)
         _, dlog_probs = _beta_grad_reference(xp, lp_ext, ext, skip, input_lengths, ext_lengths,
@@ -260,9 +260,9 @@ def ctc_lattice(log_probs, targets, input_lengths, target_lengths, *, blank=0, j
         beta = np.full_like(alpha, NEG_INF)  # (N, T, L)
         logp = np.empty(N, dtype=lp.dtype)  # (N,)
         alpha_kernel, beta_grad_kernel = _kernels(alpha.size)
-        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp)
-        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta,
-                             np.zeros_like(lp))
+        neg_inf = lp.dtype.type(NEG_INF)
+        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf)
+        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta, np.zeros_like(lp), neg_inf)
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L)
         alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)

@@ -19,25 +19,21 @@ __all__ = ["ctc_alpha_kernel", "ctc_alpha_kernel_serial", "ctc_beta_grad_kernel"
 def _logaddexp3(a, b, c):
     """log(e^a + e^b + e^c), exact when some (or all) arguments are −inf.
 
-    Factor out the largest term m: m + log(1 + e^(x−m) + e^(y−m)) over the two others, skipping the
-    exponential of a −inf term (one log and at most two exps per lattice cell).
+    Factor out the largest term m: m + log(e^(a−m) + e^(b−m) + e^(c−m)), one of the three being
+    e^0 = 1 and a −inf term giving e^(−inf) = 0. No branch on which argument is largest (the
+    lattice makes that unpredictable, and a mispredicted branch costs more than the extra exp),
+    and every operation stays in the arrays' precision (float32 exp and log are the faster ones).
     """
-    if a < b:
-        a, b = b, a
-    if a < c:
-        a, c = c, a
-    if a == -math.inf:
-        return -math.inf
-    rest = 0.0
-    if b > -math.inf:
-        rest += math.exp(b - a)
-    if c > -math.inf:
-        rest += math.exp(c - a)
-    return a + math.log(1.0 + rest)
+    m = max(a, max(b, c))
+    if m == -math.inf:  # an unreachable cell
+        return m
+    return m + math.log(math.exp(a - m) + math.exp(b - m) + math.exp(c - m))
 
 
-def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp):
+def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf):
     """Fill alpha (N, T, L) (pre-filled with −inf) and logp (N,) = log p(target | input).
+
+    neg_inf is −inf as a scalar of lp's dtype, so float32 lattices never widen to float64.
 
     α_t(s) = lse(α_{t−1}(s), α_{t−1}(s−1), [skip_s] α_{t−1}(s−2)) + lp_t(l'_s).
     """
@@ -52,15 +48,15 @@ def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp):
             hi = min(Ln, 2 * t + 2)  # cells above 2t+1 cannot be reached yet (they stay −inf)
             for s in range(hi):  # every reachable extended label
                 a = alpha[n, t - 1, s]
-                b = alpha[n, t - 1, s - 1] if s >= 1 else -math.inf
-                c = alpha[n, t - 1, s - 2] if skip[n, s] else -math.inf
+                b = alpha[n, t - 1, s - 1] if s >= 1 else neg_inf
+                c = alpha[n, t - 1, s - 2] if skip[n, s] else neg_inf
                 alpha[n, t, s] = _logaddexp3(a, b, c) + lp[n, t, ext[n, s]]
         last = alpha[n, Tn - 1, Ln - 1]
-        second = alpha[n, Tn - 1, Ln - 2] if Ln > 1 else -math.inf
-        logp[n] = _logaddexp3(last, second, -math.inf)
+        second = alpha[n, Tn - 1, Ln - 2] if Ln > 1 else neg_inf
+        logp[n] = _logaddexp3(last, second, neg_inf)
 
 
-def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp):
+def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp, neg_inf):
     """Fill beta (N, T, L) (pre-filled with −inf) and accumulate dlp (N, T, C) (pre-filled with 0).
 
     β_t(s) = lse(β_{t+1}(s), β_{t+1}(s+1), [skip_{s+2}] β_{t+1}(s+2)) + lp_t(l'_s);
@@ -80,14 +76,14 @@ def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp
             if t < Tn - 1:
                 for s in range(lo, Ln):  # every extended label that can still finish
                     a = beta[n, t + 1, s]
-                    b = beta[n, t + 1, s + 1] if s + 1 < Ln else -math.inf
-                    c = beta[n, t + 1, s + 2] if s + 2 < Ln and skip[n, s + 2] else -math.inf
+                    b = beta[n, t + 1, s + 1] if s + 1 < Ln else neg_inf
+                    c = beta[n, t + 1, s + 2] if s + 2 < Ln and skip[n, s + 2] else neg_inf
                     beta[n, t, s] = _logaddexp3(a, b, c) + lp[n, t, ext[n, s]]
             if w != 0.0:
                 for s in range(lo, min(Ln, 2 * t + 2)):  # occupation γ_t(s) scattered onto its class l'_s
                     k = ext[n, s]
                     g = alpha[n, t, s] + beta[n, t, s] - lp[n, t, k] - logp[n]
-                    if g > -math.inf:
+                    if g > neg_inf:
                         dlp[n, t, k] -= w * math.exp(g)
 
 
