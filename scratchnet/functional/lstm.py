@@ -40,9 +40,8 @@ def _lstm_cell(za, c, H, affine, gates, c_new, tanh_c, h_new):
     xp = get_array_module(za)
     a, s = affine
     if use_jit() and xp is np and za.dtype == np.float32 and c.dtype == np.float32:
-        from ..kernels.recurrent_loops import (
-            lstm_cell_float32_kernel,  # the same math in one fused loop
-        )
+        # the same math in one fused float32 loop (scratchnet/kernels/recurrent_loops.py)
+        from ..kernels.recurrent_loops import lstm_cell_float32_kernel
         lstm_cell_float32_kernel(np.ascontiguousarray(za), np.ascontiguousarray(c), a, s, gates, c_new, tanh_c, h_new)
         return
     xp.tanh(za, out=gates)  # (N, 4H) one tanh for the four blocks
@@ -136,7 +135,7 @@ def lstm(x, h0, c0, wx, wh, b, *, lengths=None):
     h0_ = xp.zeros((N, H), dtype=x.dtype) if h0 is None else h0  # (N, H)
     c0_ = xp.zeros((N, H), dtype=x.dtype) if c0 is None else c0  # (N, H)
     hs, cs, tanh_cs = (xp.empty((T, N, H), dtype=x.dtype) for _ in range(3))  # (T, N, H) each
-    gates = xp.empty((T, N, 4 * H), dtype=x.dtype)  # (T, N, 4H)
+    gates = xw  # (T, N, 4H) step t's gates overwrite its input projection once za has absorbed it
     za = xp.empty((N, 4 * H), dtype=x.dtype)  # (N, 4H) scaled pre-activations of one step
     h, c = h0_, c0_
     for t in range(T):  # the recurrence: only h_{t−1} wh is left inside the loop
