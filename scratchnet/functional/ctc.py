@@ -181,7 +181,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank=0, redu
     if use_jit() and not is_cupy(log_probs):
         require_numpy("ctc_loss", log_probs)
         lp = np.ascontiguousarray(log_probs)
-        alpha = np.full(lp.shape[:2] + (ext.shape[1],), NEG_INF, dtype=lp.dtype)  # (N, T, L)
+        alpha = np.empty(lp.shape[:2] + (ext.shape[1],), dtype=lp.dtype)  # (N, T, L) filled by the kernel
         logp = np.empty(lp.shape[0], dtype=lp.dtype)  # (N,)
         alpha_kernel, _ = _kernels(alpha.size)
         alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, lp.dtype.type(NEG_INF))
@@ -221,8 +221,8 @@ def ctc_loss_backward(dloss, cache):
     if use_jit() and not is_cupy(lp):
         require_numpy("ctc_loss_backward", lp)
         lp = np.ascontiguousarray(lp)
-        beta = np.full(alpha.shape, NEG_INF, dtype=lp.dtype)  # (N, T, L)
-        dlog_probs = np.zeros(lp.shape, dtype=lp.dtype)  # (N, T, C)
+        beta = np.empty(alpha.shape, dtype=lp.dtype)  # (N, T, L) filled by the kernel
+        dlog_probs = np.empty(lp.shape, dtype=lp.dtype)  # (N, T, C) filled by the kernel
         _, beta_grad_kernel = _kernels(alpha.size)
         beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
                          np.ascontiguousarray(weight, dtype=lp.dtype), beta, dlog_probs, lp.dtype.type(NEG_INF))
@@ -256,13 +256,13 @@ def ctc_lattice(log_probs, targets, input_lengths, target_lengths, *, blank=0, j
     zero = xp.zeros(N, dtype=log_probs.dtype)  # (N,) no gradient wanted, only β
     if (use_jit() if jit is None else jit) and not is_cupy(log_probs):
         lp = np.ascontiguousarray(log_probs)
-        alpha = np.full((N, T, ext.shape[1]), NEG_INF, dtype=lp.dtype)  # (N, T, L)
-        beta = np.full_like(alpha, NEG_INF)  # (N, T, L)
+        alpha = np.empty((N, T, ext.shape[1]), dtype=lp.dtype)  # (N, T, L) filled by the kernels
+        beta = np.empty_like(alpha)  # (N, T, L)
         logp = np.empty(N, dtype=lp.dtype)  # (N,)
         alpha_kernel, beta_grad_kernel = _kernels(alpha.size)
         neg_inf = lp.dtype.type(NEG_INF)
         alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf)
-        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta, np.zeros_like(lp), neg_inf)
+        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta, np.empty_like(lp), neg_inf)
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L)
         alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)

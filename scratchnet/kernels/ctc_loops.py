@@ -31,7 +31,7 @@ def _logaddexp3(a, b, c):
 
 
 def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf):
-    """Fill alpha (N, T, L) (pre-filled with −inf) and logp (N,) = log p(target | input).
+    """Fill alpha (N, T, L) (written in full: −inf where unreachable) and logp (N,) = log p(target | input).
 
     neg_inf is −inf as a scalar of lp's dtype, so float32 lattices never widen to float64.
 
@@ -41,6 +41,7 @@ def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, ne
     for n in prange(N):  # one sequence per thread
         Tn = input_lengths[n]
         Ln = ext_lengths[n]
+        alpha[n] = neg_inf  # every cell starts unreachable (in this thread: no separate pass over memory)
         alpha[n, 0, 0] = lp[n, 0, ext[n, 0]]
         if Ln > 1:
             alpha[n, 0, 1] = lp[n, 0, ext[n, 1]]
@@ -57,7 +58,7 @@ def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, ne
 
 
 def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp, neg_inf):
-    """Fill beta (N, T, L) (pre-filled with −inf) and accumulate dlp (N, T, C) (pre-filled with 0).
+    """Fill beta (N, T, L) (written in full: −inf where unreachable) and dlp (N, T, C) (written in full).
 
     β_t(s) = lse(β_{t+1}(s), β_{t+1}(s+1), [skip_{s+2}] β_{t+1}(s+2)) + lp_t(l'_s);
     dlp_t(k) = −weight_n · Σ_{s: l'_s = k} exp(α_t(s) + β_t(s) − lp_t(k) − log p).
@@ -68,6 +69,8 @@ def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp
         Tn = input_lengths[n]
         Ln = ext_lengths[n]
         w = weight[n]
+        beta[n] = neg_inf  # every cell starts unreachable
+        dlp[n] = 0.0  # the occupations are scattered onto zeros
         beta[n, Tn - 1, Ln - 1] = lp[n, Tn - 1, ext[n, Ln - 1]]
         if Ln > 1:
             beta[n, Tn - 1, Ln - 2] = lp[n, Tn - 1, ext[n, Ln - 2]]
