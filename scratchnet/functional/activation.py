@@ -121,7 +121,7 @@ def gelu(x, *, approximate="none"):
     check_float("gelu", "x", x)
     xp = get_array_module(x)
     if approximate == "none":
-        if use_jit() and xp is np:
+        if use_jit() and xp is np and x.dtype in (np.float32, np.float64):
             return _gelu_jit(x)
         erf = _erf(xp)
         phi_cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))  # Φ(x)
@@ -178,7 +178,6 @@ def _erf(xp):
         from scipy.special import erf
         return erf
     except ImportError:  # pragma: no cover
-        import numpy as np
         verf = np.vectorize(math.erf, otypes=[float])
         return lambda z: verf(z).astype(z.dtype)
 
