@@ -137,7 +137,7 @@ def gelu_backward(dy, cache):
     x, s, approximate = cache
     xp = get_array_module(dy)
     if approximate == "none":
-        if use_jit() and xp is np and dy.dtype == x.dtype:
+        if use_jit() and xp is np and dy.dtype == x.dtype and x.dtype in (np.float32, np.float64):
             return _gelu_backward_jit(dy, x, s)
         phi_pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)  # φ(x)
         return dy * (s + x * phi_pdf)
