@@ -147,3 +147,25 @@ def test_masked_softmax_gradcheck_and_zero_rows(rng):
     assert_gradients(fwd, masked_softmax_backward, [s])
     p = masked_softmax(s, keep)
     assert np.all(p[~keep] == 0.0) and np.all(p[0, 1] == 0.0) and np.all(np.isfinite(p))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_read_step_gradcheck(rng, masked):
+    """The read-out both encoder–decoder attentions share: (context, weights) = _read(e, mask, values)."""
+    from scratchnet.functional.attention import _read, _read_backward
+    N, Tk, Dv = 3, 5, 4
+    mask = np.array([[True] * 5, [True, True, True, False, False], [False, True, True, True, True]]) if masked else None
+
+    def forward(e, values):
+        context, alpha = _read(e, mask, values)
+        return (context, alpha), (alpha, values)
+
+    def backward(dout, cache):
+        return _read_backward(dout, *cache)
+
+    assert_gradients(forward, backward, [rng.standard_normal((N, Tk)), rng.standard_normal((N, Tk, Dv))])
+    # masked keys get exactly zero gradient
+    if masked:
+        (_, alpha), cache = forward(rng.standard_normal((N, Tk)), rng.standard_normal((N, Tk, Dv)))
+        de, dvalues = backward((rng.standard_normal((N, Dv)), rng.standard_normal((N, Tk))), cache)
+        assert np.all(de[~mask] == 0) and np.all(dvalues[~mask] == 0)
