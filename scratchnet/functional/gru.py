@@ -31,9 +31,8 @@ def _gru_cell(xw, hw, h, H, gates):
     """New state from xw = x wx + bx and hw = h wh + bh (N, 3H); fills gates (N, 3H) with r, z, n."""
     xp = get_array_module(xw)
     if use_jit() and xp is np and xw.dtype == hw.dtype == h.dtype == np.float32:
-        from ..kernels.recurrent_loops import (
-            gru_cell_float32_kernel,  # the same math in one fused loop
-        )
+        # the same math in one fused float32 loop (scratchnet/kernels/recurrent_loops.py)
+        from ..kernels.recurrent_loops import gru_cell_float32_kernel
         h_new = np.empty_like(h)  # (N, H)
         c = np.ascontiguousarray
         gru_cell_float32_kernel(c(xw), c(hw), c(h), np.float32(0.5), gates, h_new)
