@@ -7,7 +7,7 @@ o, with a = ½ for the sigmoid blocks and 1 for g, so that every block is act(z)
 (σ(z) = ½ tanh(z/2) + ½). The recurrence's GEMM stays in NumPy; this loop replaces the eight
 array operations of the vectorised cell (``_lstm_cell`` in ``scratchnet/functional/lstm.py``, the
 reference and the CuPy path), whose two float32 tanh calls alone cost more than the GEMM.
-See chapters/15-lstm.md#eq-lstm-forward.
+See chapters/15-lstm.md#eq-lstm (forward), #eq-lstm-backward and chapters/16-gru.md#eq-gru-backward.
 """
 from __future__ import annotations
 
