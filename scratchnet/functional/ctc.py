@@ -184,7 +184,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank=0, redu
         alpha = np.empty(lp.shape[:2] + (ext.shape[1],), dtype=lp.dtype)  # (N, T, L) filled by the kernel
         logp = np.empty(lp.shape[0], dtype=lp.dtype)  # (N,)
         alpha_kernel, _ = _kernels(alpha.size)
-        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, lp.dtype.type(NEG_INF))
+        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, lp.dtype.type(NEG_INF), lp.dtype.type(1),
+                     True)  # trim: the loss needs only the band of complete paths
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L) recomputed in backward: cheap, and big
         alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)
@@ -221,11 +222,12 @@ def ctc_loss_backward(dloss, cache):
     if use_jit() and not is_cupy(lp):
         require_numpy("ctc_loss_backward", lp)
         lp = np.ascontiguousarray(lp)
-        beta = np.empty(alpha.shape, dtype=lp.dtype)  # (N, T, L) filled by the kernel
+        beta = np.empty((N, 2, alpha.shape[2]), dtype=lp.dtype)  # (N, 2, L): only β_t and β_{t+1} are kept
         dlog_probs = np.empty(lp.shape, dtype=lp.dtype)  # (N, T, C) filled by the kernel
         _, beta_grad_kernel = _kernels(alpha.size)
         beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
-                         np.ascontiguousarray(weight, dtype=lp.dtype), beta, dlog_probs, lp.dtype.type(NEG_INF))
+                         np.ascontiguousarray(weight, dtype=lp.dtype), beta, dlog_probs, lp.dtype.type(NEG_INF),
+                         lp.dtype.type(1), True)
     else:
         lp_ext = _gather(xp, lp, ext)  # (N, T, L)
         _, dlog_probs = _beta_grad_reference(xp, lp_ext, ext, skip, input_lengths, ext_lengths,
@@ -260,9 +262,10 @@ def ctc_lattice(log_probs, targets, input_lengths, target_lengths, *, blank=0, j
         beta = np.empty_like(alpha)  # (N, T, L)
         logp = np.empty(N, dtype=lp.dtype)  # (N,)
         alpha_kernel, beta_grad_kernel = _kernels(alpha.size)
-        neg_inf = lp.dtype.type(NEG_INF)
-        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf)
-        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta, np.empty_like(lp), neg_inf)
+        neg_inf, one = lp.dtype.type(NEG_INF), lp.dtype.type(1)
+        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf, one, False)  # every cell
+        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta, np.empty_like(lp), neg_inf,
+                         one, False)
     else:
         lp_ext = _gather(xp, log_probs, ext)  # (N, T, L)
         alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)

@@ -161,6 +161,20 @@ def test_parallel_and_serial_kernels_agree(monkeypatch, rng, threshold):
     np.testing.assert_allclose(dlp, F.ctc_loss_backward(np.ones(6), ref_cache), rtol=1e-12, atol=1e-14)
 
 
+def test_loss_lattice_keeps_the_band(monkeypatch, rng):
+    """The loss's α (trimmed kernel) equals the full lattice on every cell that can still reach the end,
+    and is −inf below that band (cells no complete path passes)."""
+    lp, tg, il, tl = _problem(rng, 4, 11, 5, 4, repeat=True)
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    _, cache = F.ctc_loss(lp, tg, il, tl, reduction="none")
+    alpha, _, _, ext = F.ctc_lattice(lp, tg, il, tl)
+    T, L = alpha.shape[1:]
+    for n in range(4):
+        Ln = 2 * tl[n] + 1
+        band = np.arange(L)[None, :] >= Ln - 2 * (il[n] - np.arange(T)[:, None])  # (T, L)
+        np.testing.assert_array_equal(np.where(band, alpha[n], -np.inf), cache.alpha[n])
+
+
 def test_lattice_identity(rng):
     """Σ_s α_t(s) β_t(s) / y_t(l'_s) = p for every frame t (every path passes some state at t)."""
     lp, tg, il, tl = _problem(rng, 2, 7, 4, 3)
