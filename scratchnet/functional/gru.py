@@ -178,11 +178,12 @@ def _walk_back_fused(dys, dh, gates, hns, hs, h0, mask, whT, dhw, dan):
     zeros = np.zeros((N, H), dtype=hs.dtype)  # dy_t when no dy was given
     keep_all = np.ones(N, dtype=bool)  # (N,) every sequence still running
     dh_direct = np.empty((N, H), dtype=hs.dtype)  # (N, H) dh_t ⊙ z, the path that skips the gates
+    one = hs.dtype.type(1)
     for t in range(T - 1, -1, -1):  # walk the recurrence backwards, carrying dh
         keep = keep_all if mask is None else mask[t]
         dy_t = zeros if dys is None else dys[t]
         h_prev = hs[t - 1] if t > 0 else h0
-        gru_backward_step_kernel(dh, dy_t, gates[t], hns[t], h_prev, keep, dhw[t], dan[t], dh_direct)
+        gru_backward_step_kernel(dh, dy_t, gates[t], hns[t], h_prev, keep, dhw[t], dan[t], dh_direct, one)
         dh_new = dh_direct + dhw[t] @ whT  # (N, H)
         dh = dh_new if mask is None else np.where(keep[:, None], dh_new, dh)  # past a length: dh passes
     return dh

@@ -39,9 +39,9 @@ def _lstm_cell(za, c, H, affine, gates, c_new, tanh_c, h_new):
     *scaled* pre-activations za = a ⊙ z, then c' = f ⊙ c + i ⊙ g, tanh(c') and h' = o ⊙ tanh(c')."""
     xp = get_array_module(za)
     a, s = affine
-    if use_jit() and xp is np and za.dtype == np.float32 and c.dtype == np.float32:
-        # the same math in one fused float32 loop (scratchnet/kernels/recurrent_loops.py)
+    if _fused_cell(xp, za, c):  # the same math in one fused float32 loop (scratchnet/kernels/recurrent_loops.py)
         from ..kernels.recurrent_loops import lstm_cell_float32_kernel
+        gates[...] = 0  # the kernel adds gates (there: the input projection) to its first argument
         lstm_cell_float32_kernel(np.ascontiguousarray(za), np.ascontiguousarray(c), a, s, gates, c_new, tanh_c, h_new)
         return
     xp.tanh(za, out=gates)  # (N, 4H) one tanh for the four blocks
@@ -52,6 +52,11 @@ def _lstm_cell(za, c, H, affine, gates, c_new, tanh_c, h_new):
     c_new += i * g  # the additive cell update: the constant-error carousel
     xp.tanh(c_new, out=tanh_c)
     xp.multiply(o, tanh_c, out=h_new)
+
+
+def _fused_cell(xp, za, c):
+    """Take the float32 Numba cell kernel?"""
+    return use_jit() and xp is np and za.dtype == np.float32 and c.dtype == np.float32
 
 
 def _lstm_cell_backward(dh_new, dc_new, gates, tanh_c, c_prev, H, dz):
@@ -138,10 +143,17 @@ def lstm(x, h0, c0, wx, wh, b, *, lengths=None):
     gates = xw  # (T, N, 4H) step t's gates overwrite its input projection once za has absorbed it
     za = xp.empty((N, 4 * H), dtype=x.dtype)  # (N, 4H) scaled pre-activations of one step
     h, c = h0_, c0_
+    fused = _fused_cell(xp, za, c0_)
+    if fused:  # the kernel adds the input projection itself and overwrites it with the gates
+        from ..kernels.recurrent_loops import lstm_cell_float32_kernel
+        c = np.ascontiguousarray(c0_)
     for t in range(T):  # the recurrence: only h_{t−1} wh is left inside the loop
         xp.matmul(h, wh_a, out=za)
-        za += xw[t]
-        _lstm_cell(za, c, H, affine, gates[t], cs[t], tanh_cs[t], hs[t])
+        if fused:
+            lstm_cell_float32_kernel(za, c, affine[0], affine[1], gates[t], cs[t], tanh_cs[t], hs[t])
+        else:
+            za += xw[t]
+            _lstm_cell(za, c, H, affine, gates[t], cs[t], tanh_cs[t], hs[t])
         if mask is not None:  # past a sequence's length the state is carried unchanged
             keep = ~mask[t][:, None]
             xp.copyto(hs[t], xp.broadcast_to(h, hs[t].shape), where=keep)
@@ -210,11 +222,12 @@ def _walk_back_fused(dys, dh, dc, gates, tanh_cs, cs, c0, mask, whT, dz):
     dc = np.ascontiguousarray(dc, dtype=cs.dtype)  # (N, H) updated in place by the kernel
     zeros = np.zeros((N, H), dtype=cs.dtype)  # dy_t when no dy was given
     keep_all = np.ones(N, dtype=bool)  # (N,) every sequence still running
+    one = cs.dtype.type(1)
     for t in range(T - 1, -1, -1):  # walk the recurrence backwards, carrying dh and dc
         keep = keep_all if mask is None else mask[t]
         dy_t = zeros if dys is None else dys[t]
         c_prev = cs[t - 1] if t > 0 else c0
-        lstm_backward_step_kernel(dh, dy_t, dc, gates[t], tanh_cs[t], c_prev, keep, dz[t])
+        lstm_backward_step_kernel(dh, dy_t, dc, gates[t], tanh_cs[t], c_prev, keep, dz[t], one)
         dh_new = dz[t].reshape(N, 4 * H) @ whT  # (N, H)
         dh = dh_new if mask is None else np.where(keep[:, None], dh_new, dh)  # past a length: dh passes
     return dh, dc
