@@ -8,7 +8,7 @@ from ._alloc import keep_freed_memory
 
 keep_freed_memory()  # reuse freed large arrays instead of page-faulting fresh ones (see _alloc.py)
 
-from . import backend, data, functional, gradcheck, nn, optim, train  # noqa: F401  # noqa: F401
+from . import backend, data, functional, gradcheck, nn, optim, train  # noqa: F401
 from ._random import default_rng, get_rng, seed  # noqa: F401
 from ._record import record  # noqa: F401
 from .nn.module import no_grad  # noqa: F401
