@@ -16,7 +16,7 @@ from .._random import get_rng
 from ..backend import get_array_module
 from ..nn.layers import Linear, Sigmoid
 from ..nn.module import Module, Sequential
-from .rbm import RBM
+from .rbm import RBM, base_rate_biases
 
 __all__ = ["DBN"]
 
@@ -63,11 +63,14 @@ class DBN(Module):
         return x
 
     # start-pretrain
-    def pretrain(self, data, labels=None, *, epochs, rng=None, log=None, binary_data=True, **fit_options):
+    def pretrain(self, data, labels=None, *, epochs, rng=None, log=None, binary_data=True, base_rate_init=True,
+                 **fit_options):
         """Greedy layer-wise training: RBM l learns the data's representation P(h_{l−1} | ·) from the
         layers below, which stay frozen. ``labels`` (N,) int: one-hot visibles of the top RBM.
         ``epochs``: an int or one per RBM; ``binary_data=False`` accepts probabilities as the input (a
-        stack put on top of another); ``fit_options`` go to ``RBM.fit``. Returns one history per RBM."""
+        stack put on top of another); ``base_rate_init``: start each RBM's visible biases at the
+        base rates log(p/(1 − p)) of its input (Hinton's practical guide), not at 0;
+        ``fit_options`` go to ``RBM.fit``. Returns one history per RBM."""
         rng = get_rng(rng)
         if data.shape[1] != self.sizes[0]:
             raise ValueError(f"DBN.pretrain: expected data (N, {self.sizes[0]}), got {tuple(data.shape)}")
@@ -80,6 +83,9 @@ class DBN(Module):
             if i == len(self.rbms) - 1 and self.n_labels:
                 onehot = xp.eye(self.n_labels, dtype=x.dtype)[labels]  # (N, K)
                 x = xp.concatenate([x, onehot], axis=1)
+            if base_rate_init:  # the label units keep 0: their softmax group has its own normaliser
+                d = x.shape[1] - (self.n_labels if i == len(self.rbms) - 1 else 0)
+                rbm.vbias.data[:d] = base_rate_biases(x[:, :d])
             # above the pixels the "data" are probabilities P(h | v), as in Hinton & Salakhutdinov's code
             hist = rbm.fit(x, epochs=epochs[i], rng=rng, log=(lambda row, i=i: log(i, row)) if log else None,
                            binary_data=binary_data and i == 0, **fit_options)

@@ -4,7 +4,7 @@ import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
 from scratchnet.models.dbn import DBN
-from scratchnet.models.rbm import RBM
+from scratchnet.models.rbm import RBM, base_rate_biases
 from scratchnet.nn import CrossEntropyLoss
 
 
@@ -29,6 +29,19 @@ def test_pretrain_shapes_and_determinism():
     assert len(hist) == 3 and all(len(h) == 3 for h in hist)
     for ra, rb in zip(a.rbms, b.rbms):
         np.testing.assert_array_equal(ra.weight.data, rb.weight.data)
+
+
+@pytest.mark.parametrize("base_rate_init", [True, False])
+def test_pretrain_starts_visible_biases_at_base_rates(base_rate_init):
+    x, y = _data()
+    dbn = DBN([16, 12, 10, 14], n_labels=3, rng=np.random.default_rng(0))
+    dbn.pretrain(x, y, epochs=0, base_rate_init=base_rate_init, rng=np.random.default_rng(1), disable=True)
+    bottom, top = dbn.rbms[0].vbias.data, dbn.rbms[-1].vbias.data
+    if base_rate_init:
+        np.testing.assert_allclose(bottom, base_rate_biases(x), rtol=1e-6)
+        assert np.all(top[-3:] == 0) and np.all(top[:-3] != 0)  # label units keep 0
+    else:
+        assert not bottom.any() and not top.any()
 
 
 def test_to_mlp_copies_rbm_weights_and_gradchecks():
