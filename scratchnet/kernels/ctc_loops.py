@@ -87,11 +87,12 @@ def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp
     β_t(s) = lse(β_{t+1}(s), β_{t+1}(s+1), [skip_{s+2}] β_{t+1}(s+2)) + lp_t(l'_s) (two terms for blanks);
     dlp_t(k) = −weight_n · Σ_{s: l'_s = k} exp(α_t(s) + β_t(s) − lp_t(k) − log p).
     β_t is stored in row t % R: R = T keeps the whole lattice (−inf where unreachable), R = 2 keeps
-    only the two rows the recursion and the gradient need. (The band of written cells only grows as
-    t falls, so a reused row never shows a stale value: every cell the band held two steps later
-    is written again.) Sequences with weight 0 (an impossible alignment, or a zero upstream
-    gradient) only get β. trim: skip the cells above s = 2t + 1, which no walk from the start reaches
-    (α is −inf there, so they carry no gradient, and β_{t−1} of the band never reads them).
+    only the two rows the recursion and the gradient need. Sequences with weight 0 (an impossible
+    alignment, or a zero upstream gradient) only get β. trim: skip the cells above s = 2t + 1, which
+    no walk from the start reaches (α is −inf there, so they carry no gradient).
+    A reused row (R = 2) still holds β_{t+2} where row t is not written, and nothing reads those
+    cells: below the band its lower edge lo rises with t, so β_{t+2} left them −inf too; above
+    s = 2t + 1 (trim) neither β_{t−1} (it reads up to s = 2(t−1) + 1 + 2) nor the gradient looks.
     """
     N, R = lp.shape[0], beta.shape[1]
     for n in prange(N):  # one sequence per thread
