@@ -308,8 +308,9 @@ def dsn_module(x, w, t, *, lam):
     return (e, y, u), (x, w, h, u, g, r, lam)
 
 
-def dsn_module_backward(dout, cache):
-    """dx, dw of ``dsn_module`` through the closed-form U; ``dout`` = (dE, dY, dU), None = zero."""
+def dsn_module_backward(dout, cache, *, need_dx=True):
+    """dx, dw of ``dsn_module`` through the closed-form U; ``dout`` = (dE, dY, dU), None = zero.
+    ``need_dx=False`` returns (None, dw) and skips the (N, L)·(L, D) product (fitting W needs no dx)."""
     x, w, h, u, g, r, lam = cache
     xp = get_array_module(x)
     de, dy, du = dout
@@ -319,6 +320,6 @@ def dsn_module_backward(dout, cache):
     dh = (gy - h @ q) @ u.T - r @ q.T  # (N, L)
     da = dh * h * (1.0 - h)  # (N, L) through the sigmoid
     dw = x.T @ da  # (D, L)
-    dx = da @ w.T  # (N, D)
+    dx = da @ w.T if need_dx else None  # (N, D)
     return dx, dw
 # end-dsn

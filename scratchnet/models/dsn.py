@@ -37,7 +37,7 @@ def fit_module_weights(x, t, w0, *, lam, steps, lr0=1.0, rng=None, log=None):
     (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)
     errors = [float(e) / n]
     for _ in range(steps):  # one batch gradient step with line search
-        _, dw = F.dsn_module_backward((1.0 / n, None, None), cache)
+        _, dw = F.dsn_module_backward((1.0 / n, None, None), cache, need_dx=False)
         g2 = float((dw * dw).sum())
         lr *= 2.0
         for _ in range(30):  # backtrack: halve the step until the error decreases enough
@@ -95,10 +95,13 @@ class DSN(Module):
         return get_array_module(x).concatenate([x] + list(outputs), axis=1)
 
     # start-add-module
-    def add_module(self, x, t, *, steps=10, rng=None, log=None):
+    def add_module(self, x, t, *, steps=10, init_from=None, rng=None, log=None):
         """Fit one more module on (x, t) (the whole training batch) and stack it; returns its e(W) per step.
 
-        W starts random; U follows in closed form at every W; W takes ``steps`` batch gradient steps.
+        W starts random, or, with ``init_from`` (an RBM over the D raw inputs with ``n_hidden`` hidden
+        units), takes the RBM's weights and hidden biases in the rows of the raw input and the bias
+        (the rows reading lower modules' outputs stay random); U follows in closed form at every W;
+        W takes ``steps`` batch gradient steps.
         """
         if t.ndim != 2 or t.shape != (x.shape[0], self.n_out):
             raise ValueError(f"DSN.add_module: expected t of shape ({x.shape[0]}, {self.n_out}), got {tuple(t.shape)}")
@@ -106,6 +109,13 @@ class DSN(Module):
         xk = _with_bias(self.module_input(x, outs))  # (N, D_k + 1)
         block = DSNModule(xk.shape[1] - 1, self.n_hidden, self.n_out, init_std=self.init_std, rng=rng,
                           dtype=self.dtype)
+        if init_from is not None:
+            want = (self.n_in, self.n_hidden)
+            if tuple(init_from.weight.data.shape) != want:
+                raise ValueError(f"DSN.add_module: init_from needs weights of shape {want} (raw inputs × "
+                                 f"hidden units), got {tuple(init_from.weight.data.shape)}")
+            block.weight.data[:self.n_in] = init_from.weight.data  # recognition weights of the raw input
+            block.weight.data[-1] = init_from.hbias.data  # the bias row
         xp = get_array_module(x)
         w0 = xp.asarray(block.weight.data)
         w, errors = fit_module_weights(xk, t, w0, lam=self.lam, steps=steps, log=log)

@@ -113,3 +113,29 @@ def test_overfits_one_batch():
     assert errs[-1] < 0.05 * errs[0]
     (_, yhat, _), _ = F.dsn_module(xb, w, t, lam=1e-3)
     assert (yhat.argmax(1) == y).all()
+
+
+def test_backward_without_dx_gives_the_same_dw(rng):
+    x, w, t = _problem(rng)
+    _, cache = F.dsn_module(x, w, t, lam=0.5)
+    dx, dw = F.dsn_module_backward((1.0, None, None), cache)
+    none, dw2 = F.dsn_module_backward((1.0, None, None), cache, need_dx=False)
+    assert none is None and dx.shape == x.shape
+    np.testing.assert_array_equal(dw, dw2)
+
+
+def test_init_from_rbm_fills_the_raw_input_and_bias_rows():
+    from scratchnet.models.rbm import RBM
+    x, t, _ = _blobs(3)
+    rbm = RBM(10, 12, rng=np.random.default_rng(0))
+    rbm.hbias.data[:] = np.linspace(-1, 1, 12, dtype=np.float32)
+    dsn = DSN(10, 3, n_hidden=12, lam=0.1)
+    dsn.add_module(x, t, steps=0, init_from=rbm, rng=np.random.default_rng(0))
+    dsn.add_module(x, t, steps=0, init_from=rbm, rng=np.random.default_rng(1))
+    for block in dsn.blocks:  # steps=0: W is the initial W
+        np.testing.assert_array_equal(block.weight.data[:10], rbm.weight.data)
+        np.testing.assert_array_equal(block.weight.data[-1], rbm.hbias.data)
+    assert dsn.blocks[1].weight.data.shape == (10 + 3 + 1, 12)  # the rows of module 1's outputs: random
+    assert np.abs(dsn.blocks[1].weight.data[10:13]).max() > 0
+    with pytest.raises(ValueError, match=r"init_from needs weights of shape \(10, 12\)"):
+        dsn.add_module(x, t, steps=0, init_from=RBM(10, 5))
