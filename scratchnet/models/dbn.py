@@ -14,7 +14,7 @@ import numpy as np
 
 from .._random import get_rng
 from ..backend import get_array_module
-from ..nn.layers import Linear, Sigmoid
+from ..nn.layers import Dropout, Linear, Sigmoid
 from ..nn.module import Module, Sequential
 from .rbm import RBM, base_rate_biases
 
@@ -101,10 +101,12 @@ class DBN(Module):
         return xp.concatenate([rbm(x[s:s + batch]) for s in range(0, x.shape[0], batch)], axis=0)  # (N, H)
 
     # start-to-mlp
-    def to_mlp(self, n_classes=None, *, rng=None):
+    def to_mlp(self, n_classes=None, *, dropout=0.0, rng=None):
         """Sequential(Linear, Sigmoid, ..., Linear(H_L, n_classes)) with the hidden layers initialised
         from the RBMs' recognition weights (W, hbias) — the label rows of the top RBM are dropped —
-        and a freshly initialised output layer whose logits feed a softmax cross-entropy."""
+        and a freshly initialised output layer whose logits feed a softmax cross-entropy.
+        ``dropout`` > 0 puts a Dropout(p) after every hidden Sigmoid (Hinton et al. 2012 fine-tuned
+        pretrained DBNs this way)."""
         n_classes = n_classes or self.n_labels
         if not n_classes:
             raise ValueError("DBN.to_mlp: give n_classes (this DBN has no label units)")
@@ -115,7 +117,7 @@ class DBN(Module):
             lin.weight.data = rbm.weight.data[:d].copy()
             lin.bias.data = rbm.hbias.data.copy()
             lin.weight.grad, lin.bias.grad = lin.weight.data * 0, lin.bias.data * 0
-            layers += [lin, Sigmoid()]
+            layers += [lin, Sigmoid()] + ([Dropout(dropout, rng=rng)] if dropout else [])
         layers.append(Linear(self.rbms[-1].n_hidden, n_classes, rng=rng, dtype=self.rbms[-1].weight.data.dtype))
         return Sequential(*layers)
     # end-to-mlp

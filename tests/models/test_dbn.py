@@ -54,6 +54,17 @@ def test_to_mlp_copies_rbm_weights_and_gradchecks():
     assert_module_gradients(mlp, x[:4].astype(np.float64))
 
 
+def test_to_mlp_with_dropout_gradchecks():
+    from scratchnet.nn import Dropout
+    dbn, _, x, _ = _pretrained()
+    mlp = dbn.to_mlp(dropout=0.3, rng=np.random.default_rng(0))
+    kinds = [type(m).__name__ for m in mlp]
+    assert kinds == ["Linear", "Sigmoid", "Dropout"] * 3 + ["Linear"]
+    assert all(m.p == 0.3 for m in mlp if isinstance(m, Dropout))
+    mlp.astype(np.float64)
+    assert_module_gradients(mlp, x[:4].astype(np.float64))  # dropout generators are rewound before every forward: the same masks each call
+
+
 def test_fine_tune_overfits_one_batch():
     from scratchnet.optim import Adam
     dbn, _, x, y = _pretrained()
