@@ -16,7 +16,7 @@ from .._jit import use_jit
 from ..backend import get_array_module, require_numpy
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
-           "conv_output_size", "im2col", "col2im"]
+           "conv_output_size", "im2col", "col2im", "unfold", "fold"]
 
 
 def _pair(op, name, v):
@@ -48,33 +48,32 @@ class Geometry(NamedTuple):
 
 
 # -- unfold / fold -------------------------------------------------------------------------------
-# The columns are laid out (C, KH, KW, N, OH, OW): as a (C·K, N·L) matrix the whole batch is one
-# GEMM with the (C_out, C·K) weights, and a group is a contiguous block of rows.
+# The columns are laid out batch-first, (N, C, KH, KW, OH, OW): sample n's block is a (C·K, L)
+# matrix, so Y[n] = W X[n] is one GEMM per sample (NumPy's stacked matmul) that lands directly in
+# y's (N, C_out, L) layout, and a group is a contiguous block of rows.
 # start-im2col
-def _im2col_ref(x, g: Geometry):
-    """Vectorised im2col (also the CuPy path): one strided slice of the padded input per tap."""
+def _unfold_ref(x, g: Geometry):
+    """Vectorised unfold (also the CuPy path): one strided slice of the padded input per tap."""
     xp = get_array_module(x)
     N, C = x.shape[:2]
     xpad = xp.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)))  # (N, C, H+2ph, W+2pw)
-    xpad_t = xpad.transpose(1, 0, 2, 3)  # (C, N, H+2ph, W+2pw) view
-    cols = xp.empty((C, g.kh, g.kw, N, g.oh, g.ow), dtype=x.dtype)  # (C, KH, KW, N, OH, OW)
+    cols = xp.empty((N, C, g.kh, g.kw, g.oh, g.ow), dtype=x.dtype)  # (N, C, KH, KW, OH, OW)
     for i in range(g.kh):  # one strided copy per kernel tap (i, j)
         for j in range(g.kw):
             h0, w0 = i * g.dh, j * g.dw
-            cols[:, i, j] = xpad_t[:, :, h0:h0 + g.sh * (g.oh - 1) + 1:g.sh, w0:w0 + g.sw * (g.ow - 1) + 1:g.sw]
+            cols[:, :, i, j] = xpad[:, :, h0:h0 + g.sh * (g.oh - 1) + 1:g.sh, w0:w0 + g.sw * (g.ow - 1) + 1:g.sw]
     return cols
 
 
-def _col2im_ref(cols, g: Geometry, H, W):
-    """Vectorised col2im, the adjoint of ``_im2col_ref``: strided accumulation per tap, then crop."""
+def _fold_ref(cols, g: Geometry, H, W):
+    """Vectorised fold, the adjoint of ``_unfold_ref``: strided accumulation per tap, then crop."""
     xp = get_array_module(cols)
-    C, N = cols.shape[0], cols.shape[3]
+    N, C = cols.shape[:2]
     dxpad = xp.zeros((N, C, H + 2 * g.ph, W + 2 * g.pw), dtype=cols.dtype)  # (N, C, H+2ph, W+2pw)
-    dxpad_t = dxpad.transpose(1, 0, 2, 3)  # (C, N, ...) view: writes land in dxpad
     for i in range(g.kh):  # each tap adds its slab back where it was read from
         for j in range(g.kw):
             h0, w0 = i * g.dh, j * g.dw
-            dxpad_t[:, :, h0:h0 + g.sh * (g.oh - 1) + 1:g.sh, w0:w0 + g.sw * (g.ow - 1) + 1:g.sw] += cols[:, i, j]
+            dxpad[:, :, h0:h0 + g.sh * (g.oh - 1) + 1:g.sh, w0:w0 + g.sw * (g.ow - 1) + 1:g.sw] += cols[:, :, i, j]
     return xp.ascontiguousarray(dxpad[:, :, g.ph:g.ph + H, g.pw:g.pw + W])
 # end-im2col
 
@@ -82,44 +81,89 @@ def _col2im_ref(cols, g: Geometry, H, W):
 # below this many elements the single-threaded kernels win: thread start-up costs more than the loop
 # (measured on 2 cores: a 2M-element max-pool runs 2× faster in parallel; LeNet-sized inputs do not)
 PARALLEL_MIN_SIZE = 1 << 21
+# unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
+# the next GEMM wants the cores: measured on 2 busy cores, a ResNet 64→64 3×3 layer (19M columns)
+# runs 10 % faster with the serial kernels, so only far bigger inputs use the parallel ones
+UNFOLD_PARALLEL_MIN_SIZE = 1 << 25
 
 
 def _is_pointwise(g: Geometry):
     return g.kh == g.kw == g.sh == g.sw == 1 and g.ph == g.pw == 0
 
 
-def im2col(x, g: Geometry):
-    """x (N, C, H, W) → cols (C, KH, KW, N, OH, OW): cols[c,i,j,n,p,q] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw].
+def _is_dense(g: Geometry, H, W):
+    """The window covers the whole unpadded input once: the conv is a fully connected layer."""
+    return g.oh == g.ow == 1 and g.ph == g.pw == 0 and (g.kh, g.kw) == (H, W) and g.dh == g.dw == 1
 
+
+def unfold(x, g: Geometry, *, batch_first=True):
+    """x (N, C, H, W) → cols (N, C, KH, KW, OH, OW): cols[n,c,i,j,p,q] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw].
+
+    ``batch_first=False`` returns the same numbers laid out (C, KH, KW, N, OH, OW) (``im2col``).
     Numba loops when ``use_jit()`` and x is a NumPy array, else the vectorised reference.
     """
     xp = get_array_module(x)
-    if _is_pointwise(g):  # 1×1, stride 1: only the batch and channel axes swap
-        return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], 1, 1, x.shape[0], g.oh, g.ow)
+    N, C = x.shape[:2]
+    if _is_pointwise(g) and batch_first:  # 1×1, stride 1: the columns are the input itself
+        return x.reshape(N, C, 1, 1, g.oh, g.ow)
+    if _is_dense(g, *x.shape[2:]):  # one window per sample (LeNet's C5): the columns are x as (N, C·K)
+        cols = x.reshape(N, C, g.kh, g.kw, 1, 1)  # (N, C, KH, KW, 1, 1) view
+        return cols if batch_first else xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))
     if use_jit() and xp is np:
-        from ..kernels.conv_loops import im2col_kernel, im2col_kernel_serial
+        from ..kernels.conv_loops import unfold_kernel, unfold_kernel_serial
         require_numpy("im2col", x)
-        cols = np.empty((x.shape[1], g.kh, g.kw, x.shape[0], g.oh, g.ow), dtype=x.dtype)  # (C, KH, KW, N, OH, OW)
-        kernel = im2col_kernel if cols.size >= PARALLEL_MIN_SIZE else im2col_kernel_serial
-        kernel(np.ascontiguousarray(x), cols, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+        shape = (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
+        cols = np.empty(shape, dtype=x.dtype)  # (N, C, KH, KW, OH, OW) or (C, KH, KW, N, OH, OW)
+        rows = (N, -1) if batch_first else (-1, N)
+        kernel = unfold_kernel if cols.size >= UNFOLD_PARALLEL_MIN_SIZE else unfold_kernel_serial
+        kernel(np.ascontiguousarray(x), cols.reshape(*rows, g.oh * g.ow), batch_first, g.kh, g.kw, g.ow,
+               g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
         return cols
-    return _im2col_ref(x, g)
+    cols = _unfold_ref(x, g)
+    return cols if batch_first else xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))
+
+
+def fold(cols, g: Geometry, H, W, *, batch_first=True):
+    """The adjoint of ``unfold``: cols (N, C, KH, KW, OH, OW) → dx (N, C, H, W), overlaps summed.
+
+    ``batch_first=False`` reads cols laid out (C, KH, KW, N, OH, OW) (``col2im``).
+    """
+    xp = get_array_module(cols)
+    N, C = (cols.shape[0], cols.shape[1]) if batch_first else (cols.shape[3], cols.shape[0])
+    if _is_pointwise(g) and batch_first:
+        return cols.reshape(N, C, H, W)
+    if _is_dense(g, H, W):  # each pixel is read by exactly one tap of one window
+        return xp.ascontiguousarray(cols if batch_first else cols.transpose(3, 0, 1, 2, 4, 5)).reshape(N, C, H, W)
+    if use_jit() and xp is np:
+        from ..kernels.conv_loops import fold_kernel, fold_kernel_serial
+        require_numpy("col2im", cols)
+        dx = np.empty((N, C, H, W), dtype=cols.dtype)  # (N, C, H, W), written in full by the kernel
+        rows = (N, -1) if batch_first else (-1, N)
+        kernel = fold_kernel if cols.size >= UNFOLD_PARALLEL_MIN_SIZE else fold_kernel_serial
+        kernel(np.ascontiguousarray(cols).reshape(*rows, g.oh * g.ow), dx, batch_first, g.kh, g.kw, g.ow,
+               g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+        return dx
+    return _fold_ref(cols if batch_first else cols.transpose(3, 0, 1, 2, 4, 5), g, H, W)
+
+
+def im2col(x, g: Geometry):
+    """x (N, C, H, W) → cols (C, KH, KW, N, OH, OW): as one (C·K, N·L) matrix, the whole batch is one GEMM."""
+    return unfold(x, g, batch_first=False)
 
 
 def col2im(cols, g: Geometry, H, W):
     """The adjoint of ``im2col``: cols (C, KH, KW, N, OH, OW) → dx (N, C, H, W), overlaps summed."""
-    xp = get_array_module(cols)
-    C, N = cols.shape[0], cols.shape[3]
-    if _is_pointwise(g):
-        return xp.ascontiguousarray(cols.reshape(C, N, H, W).transpose(1, 0, 2, 3))
-    if use_jit() and xp is np:
-        from ..kernels.conv_loops import col2im_kernel, col2im_kernel_serial
-        require_numpy("col2im", cols)
-        dx = np.zeros((N, C, H, W), dtype=cols.dtype)  # (N, C, H, W)
-        kernel = col2im_kernel if cols.size >= PARALLEL_MIN_SIZE else col2im_kernel_serial
-        kernel(np.ascontiguousarray(cols), dx, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
-        return dx
-    return _col2im_ref(cols, g, H, W)
+    return fold(cols, g, H, W, batch_first=False)
+
+
+def _im2col_ref(x, g: Geometry):
+    """The vectorised reference of ``im2col``: ``_unfold_ref`` seen in the (C, KH, KW, N, OH, OW) order."""
+    return _unfold_ref(x, g).transpose(1, 2, 3, 0, 4, 5)
+
+
+def _col2im_ref(cols, g: Geometry, H, W):
+    """The vectorised reference of ``col2im``."""
+    return _fold_ref(cols.transpose(3, 0, 1, 2, 4, 5), g, H, W)
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -166,13 +210,31 @@ def _check_conv(op, x, w, b, groups, w_in_axis, w_out_axis):
 
 
 # -- the GEMMs shared by both directions -----------------------------------------------------------
+# One GEMM per sample is single-threaded in OpenBLAS below M·N·K = 2^18 and needs no transposes; a
+# bigger sample's GEMM is better done once over the whole batch (per-sample calls to a 2-thread BLAS
+# pay a thread hand-off each, ruinous on a busy machine). Measured on 2 busy cores: LeNet's C1/C3
+# conv forward+backward ~10× faster per sample, a ResNet 64→64 3×3 layer ~3× slower per sample.
+# Tiny outputs (L < 16, e.g. LeNet's C5 with L = 1) stay one batch GEMM.
+PER_SAMPLE_MAX_MNK = 1 << 18
+
+
+def _per_sample_gemm(rows_out, rows_in, L):
+    """True when a conv's GEMMs are best done one per sample (see PER_SAMPLE_MAX_MNK)."""
+    return L >= 16 and rows_out * rows_in * L <= PER_SAMPLE_MAX_MNK
+
+
 def _wg(w, G):
     """Weights as (G, rows, C/G·K): each group's filters are the rows of one matrix."""
     return w.reshape(G, w.shape[0] // G, -1)
 
 
+def _per_sample(a, G, L):
+    """(N, C, ...) → (N, G, rows, L): each sample's group as a GEMM factor (a view when contiguous)."""
+    return a.reshape(a.shape[0], G, -1, L)
+
+
 def _channels_first(a, G):
-    """(N, C, H, W) → (G, C/G, N·H·W): the layout of a GEMM's right/left factor (one copy)."""
+    """(N, C, H, W) → (G, C/G, N·H·W): the layout of a whole-batch GEMM's factor (one copy)."""
     N, C, H, W = a.shape
     return a.transpose(1, 0, 2, 3).reshape(G, C // G, N * H * W)
 
@@ -183,23 +245,36 @@ def _batch_first(a, C, N, H, W):
     return xp.ascontiguousarray(a.reshape(C, N, H, W).transpose(1, 0, 2, 3))
 
 
+def _outer_sum(a, b):
+    """Σ over samples and positions of a bᵀ: a (N, G, P, L), b (N, G, Q, L) → (G, P, Q) by one GEMM per
+    sample and a sum; a (G, P, N·L), b (G, Q, N·L) → the same by one tall GEMM (b aᵀ)ᵀ."""
+    if a.ndim == 4:
+        return (a @ b.swapaxes(-1, -2)).sum(axis=0)
+    return (b @ a.swapaxes(-1, -2)).swapaxes(-1, -2)
+
+
 # start-conv2d
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     """Cross-correlation y[n,o] = b[o] + Σ_c Σ_ij w[o,c,i,j] x_pad[n, c, p·sh + i·dh, q·sw + j·dw].
 
     x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) or None → y (N, C_out, OH, OW).
-    As one GEMM per group on the unfolded batch X = im2col(x) (C_in/G·K, N·L), W (C_out/G, C_in/G·K):
-    Y = W X;  backward dW = dY Xᵀ,  dX = Wᵀ dY then dx = col2im(dX),  db = Σ_{n,p,q} dy.
-    See chapters/05-convolution.md#eq-conv-backward.
+    A GEMM per group on the unfolded input X = unfold(x) (C_in/G·K, L per sample, or N·L for the
+    whole batch), W (C_out/G, C_in/G·K): Y = W X;  backward dW = dY Xᵀ,  dX = Wᵀ dY then
+    dx = fold(dX),  db = Σ_{n,p,q} dy.  See chapters/05-convolution.md#eq-conv-backward.
     """
     C_out = _check_conv("conv2d", x, w, b, groups, 1, 0)
-    N, C_in, H, W = x.shape
+    N, _, H, W = x.shape
     g = _geometry("conv2d", (H, W), w.shape[2:], stride, padding, dilation, x.shape)
-    cols = im2col(x, g).reshape(groups, -1, N * g.oh * g.ow)  # (G, C_in/G·K, N·L)
-    yg = _wg(w, groups) @ cols  # (G, C_out/G, N·L): one GEMM per group
+    L = g.oh * g.ow
+    if _per_sample_gemm(C_out // groups, w[0].size, L):
+        cols = _per_sample(unfold(x, g), groups, L)  # (N, G, C_in/G·K, L)
+        y = _wg(w, groups) @ cols  # (N, G, C_out/G, L): one GEMM per sample, already y's layout
+    else:
+        cols = im2col(x, g).reshape(groups, -1, N * L)  # (G, C_in/G·K, N·L)
+        y = _wg(w, groups) @ cols  # (G, C_out/G, N·L): one GEMM per group for the whole batch
     if b is not None:
-        yg += b.reshape(groups, -1, 1)
-    y = _batch_first(yg, C_out, N, g.oh, g.ow)  # (N, C_out, OH, OW)
+        y += b.reshape(groups, -1, 1)
+    y = y.reshape(N, C_out, g.oh, g.ow) if cols.ndim == 4 else _batch_first(y, C_out, N, g.oh, g.ow)
     # cols is K times the input: cached (not recomputed) because re-unfolding costs a full copy pass
     return y, (cols, w, b is not None, g, x.shape)
 
@@ -207,13 +282,16 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
 def conv2d_backward(dy, cache):
     """dx, dw, db of ``conv2d`` (db is None without a bias)."""
     cols, w, has_b, g, x_shape = cache
-    G = cols.shape[0]
+    per_sample, G = cols.ndim == 4, cols.shape[-3]
     N, C_in, H, W = x_shape
-    dyg = _channels_first(dy, G)  # (G, C_out/G, N·L)
-    db = dyg.sum(axis=-1).reshape(-1) if has_b else None  # (C_out,)
-    dw = (cols @ dyg.swapaxes(-1, -2)).swapaxes(-1, -2).reshape(w.shape)  # dY Xᵀ = (X dYᵀ)ᵀ: tall GEMM, faster
-    dcols = _wg(w, G).swapaxes(-1, -2) @ dyg  # Wᵀ dY: (G, C_in/G·K, N·L)
-    dx = col2im(dcols.reshape(C_in, g.kh, g.kw, N, g.oh, g.ow), g, H, W)  # (N, C_in, H, W)
+    dyg = _per_sample(dy, G, g.oh * g.ow) if per_sample else _channels_first(dy, G)  # as cols
+    db = dy.sum(axis=(0, 2, 3)) if has_b else None  # (C_out,)
+    dw = _outer_sum(dyg, cols).reshape(w.shape)  # dW = dY Xᵀ
+    dcols = _wg(w, G).swapaxes(-1, -2) @ dyg  # Wᵀ dY, laid out as cols
+    if per_sample:
+        dx = fold(dcols.reshape(N, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W)  # (N, C_in, H, W)
+    else:
+        dx = col2im(dcols.reshape(C_in, g.kh, g.kw, N, g.oh, g.ow), g, H, W)
     return dx, dw, db
 # end-conv2d
 
@@ -229,11 +307,11 @@ def _transpose_out_size(op, size, k, s, p, op_, d):
 
 # start-conv-transpose2d
 def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """The adjoint of conv2d: y = col2im(Wᵀ x) — what conv2d_backward does to dy to get dx.
+    """The adjoint of conv2d: y = fold(Wᵀ x) — what conv2d_backward does to dy to get dx.
 
     x (N, C_in, H, W), w (C_in, C_out/G, KH, KW), b (C_out,) or None → y (N, C_out, OH, OW),
     OH = (H − 1)·sh − 2ph + dh·(KH − 1) + output_padding + 1. Backward is the forward conv:
-    dx = W·im2col(dy),  dw = Σ_n x·im2col(dy)ᵀ,  db = Σ dy.  See chapters/05-convolution.md#transposed.
+    dx = W·unfold(dy),  dw = Σ_n x·unfold(dy)ᵀ,  db = Σ dy.  See chapters/05-convolution.md#transposed.
     """
     C_out = _check_conv("conv_transpose2d", x, w, b, groups, 0, 1)
     N, C_in, H, W = x.shape
@@ -249,9 +327,14 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, gro
     OW = _transpose_out_size("conv_transpose2d", W, KW, sw, pw, opw, dw)
     # the conv2d that this op is the adjoint of reads an (OH, OW) image and returns (H, W)
     g = _geometry("conv_transpose2d", (OH, OW), (KH, KW), stride, padding, dilation, (N, C_out, OH, OW))
-    xg = _channels_first(x, groups)  # (G, C_in/G, N·HW)
-    ycols = _wg(w, groups).swapaxes(-1, -2) @ xg  # Wᵀ X: (G, C_out/G·K, N·HW)
-    y = col2im(ycols.reshape(C_out, KH, KW, N, H, W), g, OH, OW)  # (N, C_out, OH, OW)
+    if _per_sample_gemm(C_out // groups * KH * KW, C_in // groups, H * W):
+        xg = _per_sample(x, groups, H * W)  # (N, G, C_in/G, HW) view
+        ycols = _wg(w, groups).swapaxes(-1, -2) @ xg  # Wᵀ X[n]: (N, G, C_out/G·K, HW), one GEMM per sample
+        y = fold(ycols.reshape(N, C_out, KH, KW, H, W), g, OH, OW)  # (N, C_out, OH, OW)
+    else:
+        xg = _channels_first(x, groups)  # (G, C_in/G, N·HW)
+        ycols = _wg(w, groups).swapaxes(-1, -2) @ xg  # Wᵀ X: (G, C_out/G·K, N·HW), one GEMM per group
+        y = col2im(ycols.reshape(C_out, KH, KW, N, H, W), g, OH, OW)  # (N, C_out, OH, OW)
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, (xg, w, b is not None, g, x.shape)
@@ -260,11 +343,15 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, gro
 def conv_transpose2d_backward(dy, cache):
     """dx, dw, db of ``conv_transpose2d`` (db is None without a bias)."""
     xg, w, has_b, g, x_shape = cache
-    G = xg.shape[0]
+    per_sample, G = xg.ndim == 4, xg.shape[-3]
     N, C_in, H, W = x_shape
     db = dy.sum(axis=(0, 2, 3)) if has_b else None  # (C_out,)
-    dycols = im2col(dy, g).reshape(G, -1, N * H * W)  # (G, C_out/G·K, N·HW)
-    dx = _batch_first(_wg(w, G) @ dycols, C_in, N, H, W)  # W·im2col(dy): a forward conv of dy
-    dw = (dycols @ xg.swapaxes(-1, -2)).swapaxes(-1, -2).reshape(w.shape)  # (C_in, C_out/G, KH, KW)
+    if per_sample:
+        dycols = _per_sample(unfold(dy, g), G, H * W)  # (N, G, C_out/G·K, HW)
+        dx = (_wg(w, G) @ dycols).reshape(x_shape)  # W·unfold(dy): a forward conv of dy
+    else:
+        dycols = im2col(dy, g).reshape(G, -1, N * H * W)  # (G, C_out/G·K, N·HW)
+        dx = _batch_first(_wg(w, G) @ dycols, C_in, N, H, W)
+    dw = _outer_sum(xg, dycols).reshape(w.shape)  # X unfold(dy)ᵀ: (C_in, C_out/G, KH, KW)
     return dx, dw, db
 # end-conv-transpose2d

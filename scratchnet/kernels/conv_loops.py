@@ -1,18 +1,23 @@
-"""Numba loop kernels of the convolution: im2col (unfold) and col2im (fold, its adjoint).
+"""Numba loop kernels of the convolution: unfold (im2col) and fold (col2im, its adjoint).
 
-The columns are laid out (C, KH, KW, N, OH, OW): viewed as a (C·K, N·L) matrix, a whole batch
-is one GEMM with the (C_out, C·K) weight matrix.
+The columns come in two layouts, both seen by the kernels as a 3-D array ``cols3`` whose
+(sample n, row r = c·K + i·KW + j) block is the L = OH·OW outputs of tap (i, j) of channel c:
+batch-first (N, C·K, L), where sample n's (C·K, L) matrix is the right factor of its own GEMM and
+the product lands in y[n] without a transpose; and channel-first (C·K, N, L), the (C·K, N·L)
+matrix of one GEMM over the whole batch.
 
-Legend: N batch, C channels, H, W input height/width, KH, KW kernel, OH, OW output positions,
-sh, sw stride, ph, pw padding, dh, dw dilation. Kernels only: outputs are preallocated by the
-caller, constants are arguments. The vectorised references are ``_im2col_ref`` / ``_col2im_ref``
-in ``scratchnet/functional/conv.py``.
+Legend: N batch, C channels, H, W input height/width, KH, KW kernel, K = KH·KW, OH, OW output
+size, L = OH·OW, sh, sw stride, ph, pw padding, dh, dw dilation. Kernels only: outputs are
+preallocated by the caller, constants are arguments. The vectorised references are ``_unfold_ref``
+/ ``_fold_ref`` in ``scratchnet/functional/conv.py``. Each tap block and each input plane is
+reached through a 1-D view, and unit-stride rows through a slice view, so the inner loops index
+one contiguous vector (6-D indexing made them ~3× slower).
 """
 from __future__ import annotations
 
 from .._jit import njit, prange
 
-__all__ = ["im2col_kernel", "im2col_kernel_serial", "col2im_kernel", "col2im_kernel_serial"]
+__all__ = ["unfold_kernel", "unfold_kernel_serial", "fold_kernel", "fold_kernel_serial"]
 
 
 @njit
@@ -23,58 +28,83 @@ def _valid_range(O, s, offset, size):
     return lo, max(lo, min(O, hi))
 
 
-def _im2col_kernel(x, cols, sh, sw, ph, pw, dh, dw):
-    """cols[c, i, j, n, oh, ow] = x[n, c, oh·sh − ph + i·dh, ow·sw − pw + j·dw] (0 outside x).
+def _unfold_kernel(x, cols3, batch_first, KH, KW, OW, sh, sw, ph, pw, dh, dw):
+    """cols[n, c, i, j, oh, ow] = x[n, c, oh·sh − ph + i·dh, ow·sw − pw + j·dw] (0 outside x).
 
-    x (N, C, H, W); cols (C, KH, KW, N, OH, OW), written in full. The valid output range of each
-    tap is computed once, so the inner loop is a branch-free strided copy.
+    x (N, C, H, W) C-contiguous; cols3 (N, C·K, L) if batch_first else (C·K, N, L), C-contiguous,
+    written in full. The valid output range of each tap is computed once: the copies are branch-free.
     """
     N, C, H, W = x.shape
-    KH, KW, OH, OW = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    K, L = KH * KW, cols3.shape[2]
+    OH = L // OW
+    x3 = x.reshape(N, C, H * W)  # (N, C, HW) view
     for nc in prange(N * C):  # independent (sample, channel) planes
-        n = nc // C
-        c = nc % C
+        n, c = nc // C, nc % C
+        src = x3[n, c]  # (HW,) view
         for i in range(KH):  # kernel row
             h_lo, h_hi = _valid_range(OH, sh, i * dh - ph, H)
             for j in range(KW):  # kernel column
                 w_lo, w_hi = _valid_range(OW, sw, j * dw - pw, W)
-                for oh in range(OH):  # output row
-                    if oh < h_lo or oh >= h_hi:
-                        for ow in range(OW):  # a row that reads padding: zeros
-                            cols[c, i, j, n, oh, ow] = 0.0
-                        continue
-                    h = oh * sh - ph + i * dh
+                r = c * K + i * KW + j
+                dst = cols3[n, r] if batch_first else cols3[r, n]  # (L,) view: tap (i, j)'s block
+                for t in range(h_lo * OW):  # rows above the image: zeros
+                    dst[t] = 0
+                for t in range(h_hi * OW, L):  # rows below the image: zeros
+                    dst[t] = 0
+                for oh in range(h_lo, h_hi):  # output rows that read real pixels
+                    row = oh * OW
+                    s0 = (oh * sh - ph + i * dh) * W - pw + j * dw  # x index read by ow = 0
                     for ow in range(w_lo):  # left padding
-                        cols[c, i, j, n, oh, ow] = 0.0
-                    for ow in range(w_lo, w_hi):  # the strided copy
-                        cols[c, i, j, n, oh, ow] = x[n, c, h, ow * sw - pw + j * dw]
+                        dst[row + ow] = 0
                     for ow in range(w_hi, OW):  # right padding
-                        cols[c, i, j, n, oh, ow] = 0.0
+                        dst[row + ow] = 0
+                    if sw == 1:
+                        d_row = dst[row + w_lo:row + w_hi]  # (w_hi − w_lo,) views: a plain copy
+                        s_row = src[s0 + w_lo:s0 + w_hi]
+                        for t in range(w_hi - w_lo):  # the contiguous copy
+                            d_row[t] = s_row[t]
+                    else:
+                        for ow in range(w_lo, w_hi):  # the strided copy
+                            dst[row + ow] = src[s0 + ow * sw]
 
 
-def _col2im_kernel(cols, dx, sh, sw, ph, pw, dh, dw):
-    """dx[n, c, h, w] += Σ cols[c, i, j, n, oh, ow] over the (i, j, oh, ow) that read (h, w).
+def _fold_kernel(cols3, dx, batch_first, KH, KW, OW, sh, sw, ph, pw, dh, dw):
+    """dx[n, c, h, w] = Σ cols[n, c, i, j, oh, ow] over the (i, j, oh, ow) that read (h, w).
 
-    The adjoint of ``im2col_kernel``; dx (N, C, H, W) must be zeroed by the caller.
+    The adjoint of ``unfold_kernel``: cols3 as there, dx (N, C, H, W) C-contiguous and written in
+    full (each plane is zeroed here, while it is in cache).
     """
     N, C, H, W = dx.shape
-    KH, KW, OH, OW = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    K, L = KH * KW, cols3.shape[2]
+    OH = L // OW
+    d3 = dx.reshape(N, C, H * W)  # (N, C, HW) view
     for nc in prange(N * C):  # independent (sample, channel) planes: no write conflicts
-        n = nc // C
-        c = nc % C
+        n, c = nc // C, nc % C
+        dst = d3[n, c]  # (HW,) view
+        for t in range(H * W):  # start from zero
+            dst[t] = 0
         for i in range(KH):  # kernel row
             h_lo, h_hi = _valid_range(OH, sh, i * dh - ph, H)
             for j in range(KW):  # kernel column
                 w_lo, w_hi = _valid_range(OW, sw, j * dw - pw, W)
+                r = c * K + i * KW + j
+                src = cols3[n, r] if batch_first else cols3[r, n]  # (L,) view: tap (i, j)'s block
                 for oh in range(h_lo, h_hi):  # output rows that read real pixels
-                    h = oh * sh - ph + i * dh
-                    for ow in range(w_lo, w_hi):  # the strided accumulation
-                        dx[n, c, h, ow * sw - pw + j * dw] += cols[c, i, j, n, oh, ow]
+                    row = oh * OW
+                    d0 = (oh * sh - ph + i * dh) * W - pw + j * dw  # dx index fed by ow = 0
+                    if sw == 1:
+                        d_row = dst[d0 + w_lo:d0 + w_hi]  # (w_hi − w_lo,) views: a plain sum
+                        s_row = src[row + w_lo:row + w_hi]
+                        for t in range(w_hi - w_lo):  # the contiguous accumulation
+                            d_row[t] += s_row[t]
+                    else:
+                        for ow in range(w_lo, w_hi):  # the strided accumulation
+                            dst[d0 + ow * sw] += src[row + ow]
 
 
-im2col_kernel = njit(parallel=True)(_im2col_kernel)  # prange over planes: for big inputs
-im2col_kernel_serial = njit(_im2col_kernel)  # the same loops on one thread: small inputs, busy machines
+unfold_kernel = njit(parallel=True)(_unfold_kernel)  # prange over planes: for big inputs
+unfold_kernel_serial = njit(_unfold_kernel)  # the same loops on one thread: small inputs, busy machines
 
 
-col2im_kernel = njit(parallel=True)(_col2im_kernel)  # prange over planes: for big inputs
-col2im_kernel_serial = njit(_col2im_kernel)  # the same loops on one thread: small inputs, busy machines
+fold_kernel = njit(parallel=True)(_fold_kernel)  # prange over planes: for big inputs
+fold_kernel_serial = njit(_fold_kernel)  # the same loops on one thread: small inputs, busy machines

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from .._jit import njit, prange
 
-__all__ = ["max_pool2d_kernel", "max_pool2d_kernel_serial", "max_pool2d_backward_kernel", "max_pool2d_backward_kernel_serial"]
+__all__ = ["max_pool2d_kernel", "max_pool2d_kernel_serial", "max_pool2d_backward_kernel", "max_pool2d_backward_kernel_serial",
+           "max_pool2x2_kernel_serial", "max_pool2x2_backward_kernel_serial"]
 
 
 def _max_pool2d_kernel(x, y, arg, KH, KW, sh, sw, ph, pw):
     """y[n, c, oh, ow] = max of the window, arg = its index k = i·KW + j; padding never wins.
 
-    x (N, C, H, W); y (N, C, OH, OW) and arg (N, C, OH, OW) int64, written in full.
+    x (N, C, H, W); y (N, C, OH, OW) and arg (N, C, OH, OW) of any integer dtype holding
+    KH·KW − 1 (the caller uses int8 for windows up to 127 taps), written in full.
     """
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
@@ -62,9 +64,74 @@ def _max_pool2d_backward_kernel(dy, arg, dx, KW, sh, sw, ph, pw):
                 dx_plane[h, w] += dy_plane[oh, ow]
 
 
+def _max_pool2x2_kernel(x, y, arg):
+    """The 2×2, stride 2, unpadded case of ``max_pool2d_kernel``, its four taps unrolled.
+
+    x (N, C, H, W); y, arg (N, C, H // 2, W // 2), written in full (a last odd row or column
+    of x is in no window). Same winner as the general kernel: the first maximum, or the first NaN.
+    The plain comparisons compile to selects (the NaN-aware test of the general kernel costs ~9×
+    here); a window whose sum is NaN, i.e. that holds a NaN (or +∞ and −∞), is redone exactly.
+    """
+    N, C = x.shape[0], x.shape[1]
+    OH, OW = y.shape[2], y.shape[3]
+    for nc in range(N * C):  # planes in turn
+        n = nc // C
+        c = nc % C
+        x_plane, y_plane, arg_plane = x[n, c], y[n, c], arg[n, c]  # 2-D views
+        for oh in range(OH):  # output row
+            top, bottom = x_plane[2 * oh], x_plane[2 * oh + 1]  # the window's two input rows
+            for ow in range(OW):  # output column: taps k = 0, 1 (top), 2, 3 (bottom)
+                v0, v1, v2, v3 = top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]
+                best, best_k = v0, 0
+                if v1 > best:
+                    best, best_k = v1, 1
+                if v2 > best:
+                    best, best_k = v2, 2
+                if v3 > best:
+                    best, best_k = v3, 3
+                s = v0 + v1 + v2 + v3
+                if s != s:  # a NaN in the window (rare): the first NaN wins, as in the general kernel
+                    for k in range(4):  # taps in row-major order
+                        v = top[2 * ow + k] if k < 2 else bottom[2 * ow + k - 2]
+                        if k == 0 or v > best or (v != v and best == best):
+                            best, best_k = v, k
+                y_plane[oh, ow] = best
+                arg_plane[oh, ow] = best_k
+
+
+def _max_pool2x2_backward_kernel(dy, arg, dx):
+    """dx of ``max_pool2x2_kernel``: the windows tile x, so dx is written once, no scatter-add.
+
+    dy, arg (N, C, OH, OW); dx (N, C, H, W), written in full: each pair of rows is zeroed while in
+    cache, then each window's winner k gets dy at (2·oh + k // 2, 2·ow + k % 2) (bit ops, no branch).
+    """
+    OH, OW = dy.shape[2], dy.shape[3]
+    N, C, H, W = dx.shape
+    for nc in range(N * C):  # planes in turn
+        n = nc // C
+        c = nc % C
+        dy_plane, arg_plane, dx_plane = dy[n, c], arg[n, c], dx[n, c]  # 2-D views
+        for h in range(2 * OH, H):  # an odd last row is in no window
+            for w in range(W):
+                dx_plane[h, w] = 0
+        for oh in range(OH):  # output row
+            top, bottom = dx_plane[2 * oh], dx_plane[2 * oh + 1]  # (W,) views
+            for w in range(W):  # both rows of the window band start at zero
+                top[w] = 0
+                bottom[w] = 0
+            for ow in range(OW):  # output column: the winner's pixel
+                k = arg_plane[oh, ow]
+                dx_plane[2 * oh + (k >> 1), 2 * ow + (k & 1)] = dy_plane[oh, ow]
+
+
 max_pool2d_kernel = njit(parallel=True)(_max_pool2d_kernel)  # prange over planes: for big inputs
 max_pool2d_kernel_serial = njit(_max_pool2d_kernel)  # the same loops on one thread: small inputs, busy machines
 
 
 max_pool2d_backward_kernel = njit(parallel=True)(_max_pool2d_backward_kernel)  # prange over planes: for big inputs
 max_pool2d_backward_kernel_serial = njit(_max_pool2d_backward_kernel)  # the same loops on one thread: small inputs, busy machines
+
+
+# 2×2 fast paths: serial only (measured on 2 busy cores: the parallel forward was 4–8× slower)
+max_pool2x2_kernel_serial = njit(_max_pool2x2_kernel)
+max_pool2x2_backward_kernel_serial = njit(_max_pool2x2_backward_kernel)

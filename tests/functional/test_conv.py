@@ -5,7 +5,7 @@ import pytest
 
 import scratchnet.functional as F
 from scratchnet.cases.conv import CONV_CONFIGS, TRANSPOSE_CONFIGS, conv_inputs, transpose_inputs
-from scratchnet.functional.conv import Geometry, _col2im_ref, _im2col_ref, col2im, im2col
+from scratchnet.functional.conv import Geometry, _col2im_ref, _fold_ref, _im2col_ref, _unfold_ref, col2im, im2col
 from scratchnet.gradcheck import assert_gradients
 
 
@@ -134,16 +134,78 @@ def test_conv_transpose2d_matches_pytorch(xs, co, k, opts, rng):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_parallel_and_serial_kernels_match_reference(rng):
-    from scratchnet.kernels.conv_loops import col2im_kernel, col2im_kernel_serial, im2col_kernel, im2col_kernel_serial
-    g = Geometry(3, 2, 2, 1, 1, 2, 1, 2, 4, 5)
-    x = rng.standard_normal((2, 3, 7, 6))
-    cols = rng.standard_normal((3, 3, 2, 2, 4, 5))
-    ref_cols, ref_dx = _im2col_ref(x, g), _col2im_ref(cols, g, 7, 6)
-    for im2col_k, col2im_k in ((im2col_kernel, col2im_kernel), (im2col_kernel_serial, col2im_kernel_serial)):
-        out = np.empty_like(ref_cols)
-        im2col_k(x, out, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
-        np.testing.assert_array_equal(out, ref_cols)
-        dx = np.zeros_like(x)
-        col2im_k(cols, dx, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
-        np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+# geometries for the unfold/fold kernels: odd sizes, stride, padding (also past the kernel), dilation
+KERNEL_GEOMETRIES = [Geometry(3, 2, 2, 1, 1, 2, 1, 2, 4, 5), Geometry(2, 3, 1, 3, 0, 1, 2, 1, 5, 3),
+                     Geometry(5, 5, 1, 1, 0, 0, 1, 1, 3, 4), Geometry(3, 3, 1, 1, 1, 1, 1, 1, 7, 6),
+                     Geometry(3, 3, 2, 2, 3, 3, 1, 1, 5, 4)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("g", KERNEL_GEOMETRIES)
+def test_parallel_and_serial_kernels_match_reference(g, dtype, rng):
+    from scratchnet.kernels.conv_loops import fold_kernel, fold_kernel_serial, unfold_kernel, unfold_kernel_serial
+    H = (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1 - 2 * g.ph
+    W = (g.ow - 1) * g.sw + g.dw * (g.kw - 1) + 1 - 2 * g.pw
+    x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+    cols = rng.standard_normal((2, 3, g.kh, g.kw, g.oh, g.ow)).astype(dtype)
+    ref_cols, ref_dx = _unfold_ref(x, g), _fold_ref(cols, g, H, W)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    L = g.oh * g.ow
+    for unfold_k, fold_k in ((unfold_kernel, fold_kernel), (unfold_kernel_serial, fold_kernel_serial)):
+        for batch_first, order in ((True, (0, 1, 2, 3, 4, 5)), (False, (1, 2, 3, 0, 4, 5))):
+            out = np.full(ref_cols.transpose(order).shape, np.nan, dtype)  # the kernel must write every entry
+            rows = (2, -1) if batch_first else (-1, 2)
+            unfold_k(x, out.reshape(*rows, L), batch_first, g.kh, g.kw, g.ow, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+            np.testing.assert_array_equal(out, ref_cols.transpose(order))
+            dx = np.full_like(x, np.nan)
+            c_in = np.ascontiguousarray(cols.transpose(order)).reshape(*rows, L)
+            fold_k(c_in, dx, batch_first, g.kh, g.kw, g.ow, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+            assert dx.dtype == dtype
+            np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
+def test_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
+    """Both GEMM layouts of conv2d (per sample, whole batch) give the same numbers."""
+    from scratchnet.functional import conv as C
+    x, w, b = conv_inputs(xs, co, k, opts, rng)
+    out = []
+    for per_sample in (False, True):
+        monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape, p=per_sample: p)
+        y, cache = F.conv2d(x, w, b, **opts)
+        out.append((y,) + F.conv2d_backward(np.cos(y), cache))
+    for a, r in zip(*out):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
+def test_transpose_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
+    """Both GEMM layouts of conv_transpose2d give the same numbers."""
+    from scratchnet.functional import conv as C
+    x, w, b = transpose_inputs(xs, co, k, opts, rng)
+    out = []
+    for per_sample in (False, True):
+        monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape, p=per_sample: p)
+        y, cache = F.conv_transpose2d(x, w, b, **opts)
+        out.append((y,) + F.conv_transpose2d_backward(np.cos(y), cache))
+    for a, r in zip(*out):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_conv_matches_reference(dtype, rng, monkeypatch):
+    """A kernel covering the whole input (LeNet's C5) takes the no-unfold path; JIT and reference agree."""
+    x = rng.standard_normal((3, 4, 5, 5)).astype(dtype)
+    w = rng.standard_normal((6, 4, 5, 5)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", flag)
+        y, cache = F.conv2d(x, w, b)
+        out[flag] = (y,) + F.conv2d_backward(np.ones_like(y), cache)
+    np.testing.assert_allclose(out["1"][0].reshape(3, 6), x.reshape(3, -1) @ w.reshape(6, -1).T + b, rtol=1e-5)
+    for a, r in zip(out["1"], out["0"]):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, r, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    if dtype == np.float64:
+        assert_gradients(F.conv2d, F.conv2d_backward, [x, w, b])

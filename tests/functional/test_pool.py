@@ -124,3 +124,45 @@ def test_parallel_and_serial_pool_kernels_agree(rng):
         dx = np.zeros_like(x)
         bwd(dy, arg, dx, 3, 2, 2, 1, 1)
         np.testing.assert_allclose(dx, _max_pool_backward_ref(dy, arg_ref, g, 7, 5), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5), (2, 1, 2, 3)])  # even, odd (a row/column in no window)
+def test_max_pool2x2_kernels_match_references(shape, dtype, rng):
+    from scratchnet.kernels import pool_loops as K
+    x = distinct(shape, rng).astype(dtype)
+    x.reshape(-1)[::7] = np.nan  # NaNs win (the first one in a window), as in the general kernel
+    x.reshape(-1)[3] = x.reshape(-1)[4]  # and a tie
+    g = _pool_geometry("max_pool2d", x, 2, None, 0)
+    y_ref, arg_ref = _max_pool_ref(x, g)
+    y, arg = np.empty_like(y_ref), np.empty(y_ref.shape, np.int8)
+    K.max_pool2x2_kernel_serial(x, y, arg)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    y2, arg2 = np.empty_like(y_ref), np.empty(y_ref.shape, np.int64)  # the general kernel agrees
+    K.max_pool2d_kernel_serial(x, y2, arg2, 2, 2, 2, 2, 0, 0)
+    np.testing.assert_array_equal(arg2, arg)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = np.full_like(x, np.nan)  # the kernel must write every entry
+    K.max_pool2x2_backward_kernel_serial(dy, arg, dx)
+    np.testing.assert_array_equal(dx, _max_pool_backward_ref(dy, arg_ref, g, *shape[2:]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5)])  # even, odd (a row/column in no window)
+def test_pool2x2_fast_paths_match_general_path(shape, dtype, rng, monkeypatch):
+    """2×2 / stride-2 max and average pooling against the general paths they bypass."""
+    from scratchnet.functional import pool
+    x = distinct(shape, rng).astype(dtype)
+    dy = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
+    out = []
+    for fast in (True, False):
+        monkeypatch.setattr(pool, "_is_2x2", lambda g, fast=fast: fast and tuple(g[:6]) == (2, 2, 2, 2, 0, 0))
+        res = []
+        for fwd, bwd in ((F.max_pool2d, F.max_pool2d_backward), (F.avg_pool2d, F.avg_pool2d_backward)):
+            y, cache = fwd(x, kernel_size=2)
+            res += [y, bwd(dy, cache)]
+        out.append(res)
+    for a, r in zip(*out):
+        assert a.dtype == dtype and a.shape == r.shape
+        np.testing.assert_allclose(a, r, rtol=1e-6 if dtype == np.float32 else 1e-12)
