@@ -28,17 +28,22 @@ def _with_bias(x):
 
 
 # start-fit-module
-def fit_module_weights(x, t, w0, *, lam, steps, lr0=1.0, rng=None, log=None):
+def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, rng=None, log=None):
     """Batch gradient descent on e(W) = ‖Y − T‖²/N through the closed-form U, with a backtracking
     (Armijo) line search, so that no learning rate needs tuning: each step tries the last accepted
-    step size ×2 and halves it until e decreases by ≥ 1e-4·step·‖∇e‖². Returns (W, list of e)."""
+    step size ×2 and halves it until e decreases by ≥ 1e-4·step·‖∇e‖². The first trial step is
+    ``lr0``, by default 0.1·e/‖∇e‖²: the step that would cut e by a tenth if e were linear in W
+    (‖∇e‖² differs by orders of magnitude between modules, so a fixed start wastes steps ramping up).
+    Returns (W, list of e)."""
     n = x.shape[0]
-    w, lr = w0, lr0
+    w, lr = w0, (None if lr0 is None else lr0 / 2.0)  # halved: every step doubles it before trying
     (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)
     errors = [float(e) / n]
     for _ in range(steps):  # one batch gradient step with line search
         _, dw = F.dsn_module_backward((1.0 / n, None, None), cache, need_dx=False)
         g2 = float((dw * dw).sum())
+        if lr is None:  # halved here, doubled below: the first trial is 0.1·e/‖∇e‖²
+            lr = 0.05 * errors[-1] / max(g2, 1e-30)
         lr *= 2.0
         for _ in range(30):  # backtrack: halve the step until the error decreases enough
             w_try = w - lr * dw
