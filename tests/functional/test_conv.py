@@ -164,32 +164,29 @@ def test_parallel_and_serial_kernels_match_reference(g, dtype, rng):
             np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
-def test_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
-    """Both GEMM layouts of conv2d (per sample, whole batch) give the same numbers."""
+def _assert_gemm_routes_agree(fwd, bwd, x, w, b, opts, monkeypatch):
+    """Force each GEMM layout (whole batch, per sample) in turn: forward and backward must agree."""
     from scratchnet.functional import conv as C
-    x, w, b = conv_inputs(xs, co, k, opts, rng)
     out = []
     for per_sample in (False, True):
         monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape, p=per_sample: p)
-        y, cache = F.conv2d(x, w, b, **opts)
-        out.append((y,) + F.conv2d_backward(np.cos(y), cache))
+        y, cache = fwd(x, w, b, **opts)
+        out.append((y,) + bwd(np.cos(y), cache))
     for a, r in zip(*out):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
+def test_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
+    """Both GEMM layouts of conv2d (per sample, whole batch) give the same numbers."""
+    _assert_gemm_routes_agree(F.conv2d, F.conv2d_backward, *conv_inputs(xs, co, k, opts, rng), opts, monkeypatch)
 
 
 @pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
 def test_transpose_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
     """Both GEMM layouts of conv_transpose2d give the same numbers."""
-    from scratchnet.functional import conv as C
-    x, w, b = transpose_inputs(xs, co, k, opts, rng)
-    out = []
-    for per_sample in (False, True):
-        monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape, p=per_sample: p)
-        y, cache = F.conv_transpose2d(x, w, b, **opts)
-        out.append((y,) + F.conv_transpose2d_backward(np.cos(y), cache))
-    for a, r in zip(*out):
-        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+    _assert_gemm_routes_agree(F.conv_transpose2d, F.conv_transpose2d_backward,
+                              *transpose_inputs(xs, co, k, opts, rng), opts, monkeypatch)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
