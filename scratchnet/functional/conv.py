@@ -156,15 +156,6 @@ def col2im(cols, g: Geometry, H, W):
     return fold(cols, g, H, W, batch_first=False)
 
 
-def _im2col_ref(x, g: Geometry):
-    """The vectorised reference of ``im2col``: ``_unfold_ref`` seen in the (C, KH, KW, N, OH, OW) order."""
-    return _unfold_ref(x, g).transpose(1, 2, 3, 0, 4, 5)
-
-
-def _col2im_ref(cols, g: Geometry, H, W):
-    """The vectorised reference of ``col2im``."""
-    return _fold_ref(cols.transpose(3, 0, 1, 2, 4, 5), g, H, W)
-
 
 # -- checks --------------------------------------------------------------------------------------
 def _geometry(op, in_hw, k_hw, stride, padding, dilation, x_shape):

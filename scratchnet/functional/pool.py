@@ -11,7 +11,7 @@ import numpy as np
 from .._checks import check_float, check_ndim
 from .._jit import use_jit
 from ..backend import get_array_module, require_numpy
-from .conv import PARALLEL_MIN_SIZE, Geometry, _col2im_ref, _im2col_ref, _pair, col2im, conv_output_size, im2col
+from .conv import PARALLEL_MIN_SIZE, Geometry, _fold_ref, _pair, _unfold_ref, col2im, conv_output_size, im2col
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
            "global_avg_pool2d", "global_avg_pool2d_backward",
@@ -52,22 +52,21 @@ def _tap(a, g, i, j):
 def _max_pool_ref(x, g):
     """Vectorised forward (also the CuPy path): −∞ padding, unfold, argmax over the K taps."""
     xp = get_array_module(x)
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     xpad = xp.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw)), constant_values=-np.inf)
-    planes = xpad.reshape(1, N * C, H + 2 * g.ph, W + 2 * g.pw)  # every (n, c) plane as one channel
-    cols = _im2col_ref(planes, g._replace(ph=0, pw=0)).reshape(N * C, g.kh * g.kw, g.oh, g.ow)  # (NC, K, OH, OW)
-    arg = cols.argmax(axis=1)  # (NC, OH, OW): first maximum, as PyTorch
-    y = xp.take_along_axis(cols, arg[:, None], axis=1)[:, 0]  # (NC, OH, OW)
-    return y.reshape(N, C, g.oh, g.ow), arg.reshape(N, C, g.oh, g.ow)
+    cols = _unfold_ref(xpad, g._replace(ph=0, pw=0)).reshape(N, C, g.kh * g.kw, g.oh, g.ow)  # (N, C, K, OH, OW)
+    arg = cols.argmax(axis=2)  # (N, C, OH, OW): first maximum, as PyTorch
+    y = xp.take_along_axis(cols, arg[:, :, None], axis=2)[:, :, 0]  # (N, C, OH, OW)
+    return y, arg
 
 
 def _max_pool_backward_ref(dy, arg, g, H, W):
-    """Vectorised backward: dy placed at each window's winner (a one-hot over K), then col2im."""
+    """Vectorised backward: dy placed at each window's winner (a one-hot over K), then fold."""
     xp = get_array_module(dy)
     N, C = dy.shape[:2]
-    onehot = xp.arange(g.kh * g.kw).reshape(1, -1, 1, 1) == arg.reshape(N * C, 1, g.oh, g.ow)  # (NC, K, OH, OW)
-    dcols = (onehot * dy.reshape(N * C, 1, g.oh, g.ow)).reshape(N * C, g.kh, g.kw, 1, g.oh, g.ow)
-    return _col2im_ref(dcols, g, H, W).reshape(N, C, H, W)
+    onehot = xp.arange(g.kh * g.kw).reshape(1, 1, -1, 1, 1) == arg[:, :, None]  # (N, C, K, OH, OW)
+    dcols = (onehot * dy[:, :, None]).reshape(N, C, g.kh, g.kw, g.oh, g.ow)  # (N, C, KH, KW, OH, OW)
+    return _fold_ref(dcols, g, H, W)
 
 
 def max_pool2d(x, *, kernel_size, stride=None, padding=0):

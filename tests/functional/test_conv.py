@@ -5,7 +5,7 @@ import pytest
 
 import scratchnet.functional as F
 from scratchnet.cases.conv import CONV_CONFIGS, TRANSPOSE_CONFIGS, conv_inputs, transpose_inputs
-from scratchnet.functional.conv import Geometry, _col2im_ref, _fold_ref, _im2col_ref, _unfold_ref, col2im, im2col
+from scratchnet.functional.conv import Geometry, _fold_ref, _unfold_ref, col2im, im2col
 from scratchnet.gradcheck import assert_gradients
 
 
@@ -60,8 +60,8 @@ def test_im2col_col2im_kernels_match_references(g, monkeypatch, rng):
     fast_cols, fast_dx = im2col(x, g), col2im(cols, g, H, W)
     monkeypatch.setenv("SCRATCHNET_JIT", "0")
     np.testing.assert_array_equal(fast_cols, im2col(x, g))
-    np.testing.assert_array_equal(fast_cols, _im2col_ref(x, g))
-    np.testing.assert_allclose(fast_dx, _col2im_ref(cols, g, H, W), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(fast_cols, _unfold_ref(x, g).transpose(1, 2, 3, 0, 4, 5))  # channel-first
+    np.testing.assert_allclose(fast_dx, _fold_ref(cols.transpose(3, 0, 1, 2, 4, 5), g, H, W), rtol=1e-12, atol=1e-12)
     # col2im is the adjoint of im2col
     np.testing.assert_allclose(np.vdot(fast_cols, cols), np.vdot(x, fast_dx), rtol=1e-10)
 
