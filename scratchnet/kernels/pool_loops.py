@@ -18,6 +18,10 @@ def _max_pool2d_kernel(x, y, arg, KH, KW, sh, sw, ph, pw):
 
     x (N, C, H, W); y (N, C, OH, OW) and arg (N, C, OH, OW) of any integer dtype holding
     KH·KW − 1 (the caller uses int8 for windows up to 127 taps), written in full.
+    The winner is the first maximum in row-major tap order, or the first NaN. Each window's taps
+    are clipped to the input once (no test per tap) and compared with a plain ``>`` (a select; the
+    NaN-aware test costs several times more); a window whose sum is NaN, i.e. that holds a NaN
+    (or +∞ and −∞), is redone with the NaN-aware test.
     """
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
@@ -26,21 +30,30 @@ def _max_pool2d_kernel(x, y, arg, KH, KW, sh, sw, ph, pw):
         c = nc % C
         x_plane, y_plane, arg_plane = x[n, c], y[n, c], arg[n, c]  # 2-D views: halves the time of the prange loop
         for oh in range(OH):  # output row
+            h0 = oh * sh - ph
+            i_lo, i_hi = max(0, -h0), min(KH, H - h0)  # window rows inside the input
             for ow in range(OW):  # output column
-                best = -1.0
-                best_k = -1
-                for i in range(KH):  # window row
-                    h = oh * sh - ph + i
-                    if h < 0 or h >= H:
-                        continue
-                    for j in range(KW):  # window column
-                        w = ow * sw - pw + j
-                        if w < 0 or w >= W:
-                            continue
-                        v = x_plane[h, w]
-                        if best_k < 0 or v > best or (v != v and best == best):
+                w0 = ow * sw - pw
+                j_lo, j_hi = max(0, -w0), min(KW, W - w0)  # window columns inside the input
+                best = x_plane[h0 + i_lo, w0 + j_lo]
+                best_k = i_lo * KW + j_lo
+                total = best - best  # 0, or NaN when the first tap is NaN or ±∞
+                for i in range(i_lo, i_hi):  # window row
+                    row = x_plane[h0 + i]
+                    for j in range(j_lo, j_hi):  # window column
+                        v = row[w0 + j]
+                        total += v
+                        if v > best:
                             best = v
                             best_k = i * KW + j
+                if total != total:  # a NaN (or ±∞) in the window (rare): redo with the NaN-aware test
+                    best_k = -1
+                    for i in range(i_lo, i_hi):
+                        for j in range(j_lo, j_hi):
+                            v = x_plane[h0 + i, w0 + j]
+                            if best_k < 0 or v > best or (v != v and best == best):
+                                best = v
+                                best_k = i * KW + j
                 y_plane[oh, ow] = best
                 arg_plane[oh, ow] = best_k
 

@@ -109,20 +109,28 @@ def test_lrn_matches_pytorch(size, alpha, beta, k, rng):
                   x, rng, size=size, alpha=alpha, beta=beta, k=k)
 
 
-def test_parallel_and_serial_pool_kernels_agree(rng):
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 2, 0), (2, 1, 1), (3, 1, 1), (4, 3, 2)])
+@pytest.mark.parametrize("special", [False, True])
+def test_parallel_and_serial_pool_kernels_agree(k, s, p, special, rng):
+    """The general kernels against the references, with NaN, ±∞ and ties (special) in the input."""
     from scratchnet.kernels import pool_loops as K
     x = distinct((2, 3, 7, 5), rng)
-    g = _pool_geometry("max_pool2d", x, 3, 2, 1)
+    if special:  # the first NaN wins; ±∞ in one window forces the exact redo; ties keep the first
+        x.reshape(-1)[::11] = np.nan
+        x.reshape(-1)[5], x.reshape(-1)[6] = np.inf, -np.inf
+        x.reshape(-1)[20] = x.reshape(-1)[21]
+        x[1, 2] = -np.inf  # a plane of −∞: the first real tap wins, never the padding
+    g = _pool_geometry("max_pool2d", x, k, s, p)
     y_ref, arg_ref = _max_pool_ref(x, g)
     dy = rng.standard_normal(y_ref.shape)
     for fwd, bwd in ((K.max_pool2d_kernel, K.max_pool2d_backward_kernel),
                      (K.max_pool2d_kernel_serial, K.max_pool2d_backward_kernel_serial)):
         y, arg = np.empty_like(y_ref), np.empty(y_ref.shape, np.int64)
-        fwd(x, y, arg, 3, 3, 2, 2, 1, 1)
+        fwd(x, y, arg, k, k, s, s, p, p)
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(arg, arg_ref)
         dx = np.zeros_like(x)
-        bwd(dy, arg, dx, 3, 2, 2, 1, 1)
+        bwd(dy, arg, dx, k, s, s, p, p)
         np.testing.assert_allclose(dx, _max_pool_backward_ref(dy, arg_ref, g, 7, 5), rtol=1e-12, atol=1e-12)
 
 
@@ -166,3 +174,13 @@ def test_pool2x2_fast_paths_match_general_path(shape, dtype, rng, monkeypatch):
     for a, r in zip(*out):
         assert a.dtype == dtype and a.shape == r.shape
         np.testing.assert_allclose(a, r, rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype,ulps", [(np.float32, 4), (np.float64, 4)])
+def test_lrn_inverse_power_three_quarters_matches_pow(dtype, ulps, rng):
+    """AlexNet's β = 3/4 through square roots equals s ** −0.75 to a few ulps (other β use pow)."""
+    from scratchnet.functional.pool import _inverse_power
+    s = (2.0 + rng.random(1000) * 1e3).astype(dtype)
+    np.testing.assert_array_max_ulp(_inverse_power(s, 0.75), s ** dtype(-0.75), maxulp=ulps)
+    np.testing.assert_array_equal(_inverse_power(s, 0.6), s ** -0.6)
+    assert _inverse_power(s, 0.75).dtype == dtype
