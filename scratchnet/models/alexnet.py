@@ -9,7 +9,9 @@ What is kept from the paper: five conv layers then three fully connected ones; R
 the two hidden FC layers (Section 4.2); data augmentation by random crops and horizontal flips
 (Section 4.1). What is scaled: 5×5/5×5/3×3/3×3/3×3 kernels at stride 1 on 28×28 instead of
 11×11 stride 4 on 224×224, channel widths and FC sizes ≈ 1/8–1/16 of the paper's, He init instead
-of N(0, 0.01), one tower instead of two GPUs. Spatial sizes: 28 → pool 13 → pool 6 → pool 2.
+of N(0, 0.01), one tower instead of two GPUs, and the pools padded by 1 so that the classifier
+still sees a 4×4 map (the paper's sees 6×6). Spatial sizes: 28 → pool 14 → pool 7 → pool 4
+(unpadded pools, ``pool_padding=0``: 28 → 13 → 6 → 2).
 See chapters/07-alexnet.md.
 """
 from __future__ import annotations
@@ -53,39 +55,42 @@ def make_prepare(*, augment_data=True, padding=2, flip=True, rng=None, dtype=np.
     return prepare
 
 
-def _pool_size(s):
-    return conv_output_size(s, 3, 2, 0, 1)  # 3×3 window, stride 2: overlapping pooling
+def _pool_size(s, padding):
+    return conv_output_size(s, 3, 2, padding, 1)  # 3×3 window, stride 2: overlapping pooling
 
 
 class AlexNet(Sequential):
     """Scaled-down AlexNet. Input (N, in_channels, S, S) → logits (N, num_classes).
 
     widths: channels of conv1..conv5; hidden: size of fc6 and fc7; lrn, dropout: the ablations
-    (``lrn=False`` drops both LRN layers, ``dropout=0`` both dropout layers).
+    (``lrn=False`` drops both LRN layers, ``dropout=0`` both dropout layers); pool_padding: of the
+    three 3×3/2 max-pools (1: 28 → 14 → 7 → 4; 0: 28 → 13 → 6 → 2).
     """
 
     def __init__(self, num_classes=10, *, in_channels=1, image_size=28, widths=(32, 64, 96, 96, 64), hidden=512,
-                 lrn=True, dropout=0.5, rng=None, dtype=np.float32):
+                 lrn=True, dropout=0.5, pool_padding=1, rng=None, dtype=np.float32):
         rng = get_rng(rng)
         c1, c2, c3, c4, c5 = widths
         kw = dict(init="he", rng=rng, dtype=dtype)
         drop = (lambda: [Dropout(dropout, rng=rng)]) if dropout else (lambda: [])
         norm = (lambda: [LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)]) if lrn else (lambda: [])
-        s = _pool_size(_pool_size(_pool_size(image_size)))
+        s = _pool_size(_pool_size(_pool_size(image_size, pool_padding), pool_padding), pool_padding)
+        pool = lambda: MaxPool2d(3, stride=2, padding=pool_padding)  # noqa: E731
         if s < 1:
             raise ValueError(f"AlexNet: image_size {image_size} is too small for three 3×3/2 poolings")
         super().__init__(
-            Conv2d(in_channels, c1, 5, padding=2, **kw), ReLU(), *norm(), MaxPool2d(3, stride=2),  # conv1
-            Conv2d(c1, c2, 5, padding=2, **kw), ReLU(), *norm(), MaxPool2d(3, stride=2),  # conv2
+            Conv2d(in_channels, c1, 5, padding=2, **kw), ReLU(), *norm(), pool(),  # conv1
+            Conv2d(c1, c2, 5, padding=2, **kw), ReLU(), *norm(), pool(),  # conv2
             Conv2d(c2, c3, 3, padding=1, **kw), ReLU(),  # conv3
             Conv2d(c3, c4, 3, padding=1, **kw), ReLU(),  # conv4
-            Conv2d(c4, c5, 3, padding=1, **kw), ReLU(), MaxPool2d(3, stride=2),  # conv5
+            Conv2d(c4, c5, 3, padding=1, **kw), ReLU(), pool(),  # conv5
             Flatten(),
             *drop(), Linear(c5 * s * s, hidden, rng=rng, dtype=dtype), ReLU(),  # fc6
             *drop(), Linear(hidden, hidden, rng=rng, dtype=dtype), ReLU(),  # fc7
             Linear(hidden, num_classes, rng=rng, dtype=dtype),  # fc8
         )
-        self.in_channels, self.image_size, self.options = in_channels, image_size, dict(lrn=lrn, dropout=dropout)
+        self.in_channels, self.image_size, self.options = in_channels, image_size, dict(lrn=lrn, dropout=dropout,
+                                                                          pool_padding=pool_padding)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):

@@ -39,7 +39,9 @@ def test_ablation_switches(rng):
     with pytest.raises(ValueError, match=r"AlexNet: expected input \(N, 1, 28, 28\)"):
         full(np.zeros((2, 1, 32, 32), np.float32))
     with pytest.raises(ValueError, match="too small"):
-        AlexNet(image_size=6)
+        AlexNet(image_size=6, pool_padding=0)
+    assert full.layers[-6].weight.shape == (64 * 4 * 4, 512)  # padded pools: 28 → 14 → 7 → 4
+    assert AlexNet(pool_padding=0, rng=rng).layers[-6].weight.shape == (64 * 2 * 2, 512)  # 28 → 13 → 6 → 2
 
 
 def test_dropout_only_in_training(rng):
