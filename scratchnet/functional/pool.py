@@ -193,7 +193,7 @@ def _channel_window_sum(a, before, after):
 # start-lrn
 def _inverse_power(s, beta):
     """s^{−β} for s > 0. AlexNet's β = 3/4 as 1/(√s·√√s): three square roots and a reciprocal run
-    ~4× faster than NumPy's general power (measured on 2.4M float32: 14 ms → 3 ms), within an ulp or two."""
+    ~4× faster than NumPy's general power (measured on 2.4M float32: 14 ms → 3 ms), within a few ulp."""
     xp = get_array_module(s)
     if beta != 0.75:
         return s ** (-beta)
