@@ -36,15 +36,16 @@ def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, rng=None, log=None):
     (‖∇e‖² differs by orders of magnitude between modules, so a fixed start wastes steps ramping up).
     Returns (W, list of e)."""
     n = x.shape[0]
-    w, lr = w0, (None if lr0 is None else lr0 / 2.0)  # halved: every step doubles it before trying
+    w, lr = w0, None  # lr: the last accepted step size
     (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)
     errors = [float(e) / n]
     for _ in range(steps):  # one batch gradient step with line search
         _, dw = F.dsn_module_backward((1.0 / n, None, None), cache, need_dx=False)
         g2 = float((dw * dw).sum())
-        if lr is None:  # halved here, doubled below: the first trial is 0.1·e/‖∇e‖²
-            lr = 0.05 * errors[-1] / max(g2, 1e-30)
-        lr *= 2.0
+        if lr is None:  # first step: lr0, or the step that would cut a linear e by a tenth
+            lr = lr0 if lr0 is not None else 0.1 * errors[-1] / max(g2, 1e-30)
+        else:  # later steps: try twice the last accepted step
+            lr *= 2.0
         for _ in range(30):  # backtrack: halve the step until the error decreases enough
             w_try = w - lr * dw
             (e_try, _, _), cache_try = F.dsn_module(x, w_try, t, lam=lam)
