@@ -89,8 +89,8 @@ class AlexNet(Sequential):
             *drop(), Linear(hidden, hidden, rng=rng, dtype=dtype), ReLU(),  # fc7
             Linear(hidden, num_classes, rng=rng, dtype=dtype),  # fc8
         )
-        self.in_channels, self.image_size, self.options = in_channels, image_size, dict(lrn=lrn, dropout=dropout,
-                                                                          pool_padding=pool_padding)
+        self.in_channels, self.image_size = in_channels, image_size
+        self.options = dict(lrn=lrn, dropout=dropout, pool_padding=pool_padding)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):
