@@ -31,12 +31,14 @@ def _with_bias(x):
 def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, rng=None, log=None):
     """Batch gradient descent on e(W) = ‖Y − T‖²/N through the closed-form U, with a backtracking
     (Armijo) line search, so that no learning rate needs tuning: each step tries the last accepted
-    step size ×2 and halves it until e decreases by ≥ 1e-4·step·‖∇e‖². The first trial step is
+    step size — twice it when that step was accepted at its first trial — and halves it until e
+    decreases by ≥ 1e-4·step·‖∇e‖² (always doubling made every step pay for a rejected trial
+    forward when the best step stays put). The first trial step is
     ``lr0``, by default 0.1·e/‖∇e‖²: the step that would cut e by a tenth if e were linear in W
     (‖∇e‖² differs by orders of magnitude between modules, so a fixed start wastes steps ramping up).
     Returns (W, list of e)."""
     n = x.shape[0]
-    w, lr = w0, None  # lr: the last accepted step size
+    w, lr, grow = w0, None, False  # lr: the last accepted step size; grow: it was the first trial
     (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)
     errors = [float(e) / n]
     for _ in range(steps):  # one batch gradient step with line search
@@ -44,9 +46,9 @@ def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, rng=None, log=None):
         g2 = float((dw * dw).sum())
         if lr is None:  # first step: lr0, or the step that would cut a linear e by a tenth
             lr = lr0 if lr0 is not None else 0.1 * errors[-1] / max(g2, 1e-30)
-        else:  # later steps: try twice the last accepted step
+        elif grow:  # the last step was accepted at once: try twice it
             lr *= 2.0
-        for _ in range(30):  # backtrack: halve the step until the error decreases enough
+        for trial in range(30):  # backtrack: halve the step until the error decreases enough
             w_try = w - lr * dw
             (e_try, _, _), cache_try = F.dsn_module(x, w_try, t, lam=lam)
             if float(e_try) / n <= errors[-1] - 1e-4 * lr * g2:
@@ -54,7 +56,7 @@ def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, rng=None, log=None):
             lr *= 0.5
         else:
             break  # no decrease found: W is (numerically) at a stationary point
-        w, cache = w_try, cache_try
+        w, cache, grow = w_try, cache_try, trial == 0
         errors.append(float(e_try) / n)
         if log is not None:
             log(len(errors) - 1, errors[-1], lr)

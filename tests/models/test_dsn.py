@@ -115,6 +115,33 @@ def test_overfits_one_batch():
     assert (yhat.argmax(1) == y).all()
 
 
+def test_line_search_doubles_only_after_a_first_trial_success(monkeypatch):
+    """Each step's first trial is the last accepted step, twice it when that one passed at once; every
+    trial costs one forward, so the forwards counted equal those the accepted steps imply."""
+    x, t, _ = _blobs(3, n=64)
+    w0 = np.random.default_rng(1).standard_normal((11, 16)).astype(np.float32) * 0.3
+    xb = np.concatenate([x, np.ones((64, 1), np.float32)], 1)
+    forwards, accepted, real = [0], [], F.dsn_module
+
+    def counting(*args, **kwargs):
+        forwards[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "dsn_module", counting)
+    _, errs = fit_module_weights(xb, t, w0, lam=0.1, steps=25, lr0=64.0,
+                                 log=lambda k, e, lr: accepted.append(lr))
+    assert len(accepted) == 25 and all(np.diff(errs) < 0)
+    expected, trial, firsts = 1, 64.0, 0  # one forward at w0; the first trial step is lr0
+    for lr in accepted:
+        halvings = round(np.log2(trial / lr))
+        assert halvings >= 0 and trial / 2.0 ** halvings == lr
+        expected += halvings + 1  # the rejected trials and the accepted one
+        firsts += halvings == 0
+        trial = 2.0 * lr if halvings == 0 else lr  # what the next step tries first
+    assert forwards[0] == expected
+    assert 0 < firsts < 25  # both branches of the rule ran
+
+
 def test_backward_without_dx_gives_the_same_dw(rng):
     x, w, t = _problem(rng)
     _, cache = F.dsn_module(x, w, t, lam=0.5)
