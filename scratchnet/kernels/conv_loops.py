@@ -28,6 +28,31 @@ def _valid_range(O, s, offset, size):
     return lo, max(lo, min(O, hi))
 
 
+# The unit-stride row loops live in two small kernels of their own: compiled apart from the padding
+# branches they run 1.3–1.9× faster than the same loops inlined there (measured, one thread, on
+# LeNet's C1/C3 and a 14×14 3×3 layer; equal on a 32×32 ResNet layer, which is memory-bound).
+@njit
+def _copy_rows(dst, src, OW, h_lo, h_hi, w_lo, w_hi, s_start, s_step):
+    """dst[oh·OW + ow] = src[s_start + oh·s_step + ow] for oh in [h_lo, h_hi), ow in [w_lo, w_hi)."""
+    for oh in range(h_lo, h_hi):  # output rows that read real pixels
+        s0 = s_start + oh * s_step  # src index read by ow = 0
+        d_row = dst[oh * OW + w_lo:oh * OW + w_hi]  # (w_hi − w_lo,) views: a plain copy
+        s_row = src[s0 + w_lo:s0 + w_hi]
+        for t in range(w_hi - w_lo):  # the contiguous copy
+            d_row[t] = s_row[t]
+
+
+@njit
+def _add_rows(dst, src, OW, h_lo, h_hi, w_lo, w_hi, d_start, d_step):
+    """dst[d_start + oh·d_step + ow] += src[oh·OW + ow]: the adjoint of ``_copy_rows``."""
+    for oh in range(h_lo, h_hi):  # output rows that read real pixels
+        d0 = d_start + oh * d_step  # dst index fed by ow = 0
+        d_row = dst[d0 + w_lo:d0 + w_hi]  # (w_hi − w_lo,) views: a plain sum
+        s_row = src[oh * OW + w_lo:oh * OW + w_hi]
+        for t in range(w_hi - w_lo):  # the contiguous accumulation
+            d_row[t] += s_row[t]
+
+
 def _unfold_kernel(x, cols3, batch_first, KH, KW, OW, sh, sw, ph, pw, dh, dw):
     """cols[n, c, i, j, oh, ow] = x[n, c, oh·sh − ph + i·dh, ow·sw − pw + j·dw] (0 outside x).
 
@@ -51,21 +76,20 @@ def _unfold_kernel(x, cols3, batch_first, KH, KW, OW, sh, sw, ph, pw, dh, dw):
                     dst[t] = 0
                 for t in range(h_hi * OW, L):  # rows below the image: zeros
                     dst[t] = 0
-                for oh in range(h_lo, h_hi):  # output rows that read real pixels
-                    row = oh * OW
-                    s0 = (oh * sh - ph + i * dh) * W - pw + j * dw  # x index read by ow = 0
-                    for ow in range(w_lo):  # left padding
-                        dst[row + ow] = 0
-                    for ow in range(w_hi, OW):  # right padding
-                        dst[row + ow] = 0
-                    if sw == 1:
-                        d_row = dst[row + w_lo:row + w_hi]  # (w_hi − w_lo,) views: a plain copy
-                        s_row = src[s0 + w_lo:s0 + w_hi]
-                        for t in range(w_hi - w_lo):  # the contiguous copy
-                            d_row[t] = s_row[t]
-                    else:
+                if w_lo > 0 or w_hi < OW:
+                    for oh in range(h_lo, h_hi):  # left and right padding of the rows in the image
+                        for ow in range(w_lo):
+                            dst[oh * OW + ow] = 0
+                        for ow in range(w_hi, OW):
+                            dst[oh * OW + ow] = 0
+                s_start = (i * dh - ph) * W + j * dw - pw  # x index read by output (0, 0)
+                if sw == 1:
+                    _copy_rows(dst, src, OW, h_lo, h_hi, w_lo, w_hi, s_start, sh * W)
+                else:
+                    for oh in range(h_lo, h_hi):  # output rows that read real pixels
+                        s0 = s_start + oh * sh * W  # x index read by ow = 0
                         for ow in range(w_lo, w_hi):  # the strided copy
-                            dst[row + ow] = src[s0 + ow * sw]
+                            dst[oh * OW + ow] = src[s0 + ow * sw]
 
 
 def _fold_kernel(cols3, dx, batch_first, KH, KW, OW, sh, sw, ph, pw, dh, dw):
@@ -89,17 +113,14 @@ def _fold_kernel(cols3, dx, batch_first, KH, KW, OW, sh, sw, ph, pw, dh, dw):
                 w_lo, w_hi = _valid_range(OW, sw, j * dw - pw, W)
                 r = c * K + i * KW + j
                 src = cols3[n, r] if batch_first else cols3[r, n]  # (L,) view: tap (i, j)'s block
-                for oh in range(h_lo, h_hi):  # output rows that read real pixels
-                    row = oh * OW
-                    d0 = (oh * sh - ph + i * dh) * W - pw + j * dw  # dx index fed by ow = 0
-                    if sw == 1:
-                        d_row = dst[d0 + w_lo:d0 + w_hi]  # (w_hi − w_lo,) views: a plain sum
-                        s_row = src[row + w_lo:row + w_hi]
-                        for t in range(w_hi - w_lo):  # the contiguous accumulation
-                            d_row[t] += s_row[t]
-                    else:
+                d_start = (i * dh - ph) * W + j * dw - pw  # dx index fed by output (0, 0)
+                if sw == 1:
+                    _add_rows(dst, src, OW, h_lo, h_hi, w_lo, w_hi, d_start, sh * W)
+                else:
+                    for oh in range(h_lo, h_hi):  # output rows that read real pixels
+                        d0 = d_start + oh * sh * W  # dx index fed by ow = 0
                         for ow in range(w_lo, w_hi):  # the strided accumulation
-                            dst[d0 + ow * sw] += src[row + ow]
+                            dst[d0 + ow * sw] += src[oh * OW + ow]
 
 
 unfold_kernel = njit(parallel=True)(_unfold_kernel)  # prange over planes: for big inputs
