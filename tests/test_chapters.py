@@ -46,3 +46,12 @@ def test_every_notebook_has_its_chapter():
     chapters = {p.stem for p in CHAPTERS}
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         assert nb.stem in chapters, f"{nb.name} has no chapters/{nb.stem}.md"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_control_characters(chapter):
+    """A LaTeX command written through a non-raw string loses its backslash to an escape (\\top → tab +
+    "op", \\frac → form feed + "rac"): no tab or other control character may appear in a chapter."""
+    for lineno, line in enumerate(chapter.read_text(encoding="utf-8").splitlines(), 1):
+        bad = [c for c in line if ord(c) < 32 or ord(c) == 127]
+        assert not bad, f"{chapter.name}:{lineno} has control character(s) {bad!r}: {line.strip()[:80]}"
