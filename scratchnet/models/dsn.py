@@ -28,12 +28,11 @@ def _with_bias(x):
 
 
 # start-fit-module
-def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, rng=None, log=None):
+def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, log=None):
     """Batch gradient descent on e(W) = ‖Y − T‖²/N through the closed-form U, with a backtracking
     (Armijo) line search, so that no learning rate needs tuning: each step tries the last accepted
     step size — twice it when that step was accepted at its first trial — and halves it until e
-    decreases by ≥ 1e-4·step·‖∇e‖² (always doubling made every step pay for a rejected trial
-    forward when the best step stays put). The first trial step is
+    decreases by ≥ 1e-4·step·‖∇e‖² (chapter 04 §4 says why not always twice). The first trial step is
     ``lr0``, by default 0.1·e/‖∇e‖²: the step that would cut e by a tenth if e were linear in W
     (‖∇e‖² differs by orders of magnitude between modules, so a fixed start wastes steps ramping up).
     Returns (W, list of e)."""
