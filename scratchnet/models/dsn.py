@@ -19,7 +19,7 @@ from .._random import get_rng
 from ..backend import get_array_module
 from ..nn.module import Module, Parameter
 
-__all__ = ["DSN", "DSNModule", "fit_module_weights"]
+__all__ = ["DSN", "DSNModule", "fit_module_weights", "lbfgs_direction"]
 
 
 def _with_bias(x):
@@ -28,38 +28,70 @@ def _with_bias(x):
 
 
 # start-fit-module
-def fit_module_weights(x, t, w0, *, lam, steps, lr0=None, log=None):
-    """Batch gradient descent on e(W) = ‖Y − T‖²/N through the closed-form U, with a backtracking
-    (Armijo) line search, so that no learning rate needs tuning: each step tries the last accepted
-    step size — twice it when that step was accepted at its first trial — and halves it until e
-    decreases by ≥ 1e-4·step·‖∇e‖² (chapter 04 §4 says why not always twice). The first trial step is
-    ``lr0``, by default 0.1·e/‖∇e‖²: the step that would cut e by a tenth if e were linear in W
-    (‖∇e‖² differs by orders of magnitude between modules, so a fixed start wastes steps ramping up).
+def fit_module_weights(x, t, w0, *, lam, steps, method="gd", memory=10, lr0=None, log=None):
+    """Batch descent on e(W) = ‖Y − T‖²/N through the closed-form U, with a backtracking (Armijo)
+    line search, so that no learning rate needs tuning: halve the step until e decreases by
+    ≥ 1e-4·step·|∇e·d| along the direction d.
+
+    ``method="gd"``: d = −∇e; each step tries the last accepted step size — twice it when that step was
+    accepted at its first trial (chapter 04 §4 says why not always twice); the first trial is ``lr0``, by
+    default 0.1·e/‖∇e‖², the step that would cut e by a tenth if e were linear in W.
+    ``method="lbfgs"``: d = −B∇e, B the L-BFGS inverse-Hessian estimate from the last ``memory`` pairs
+    (s, y) of weight and gradient changes (``lbfgs_direction``); the trial step is 1 (the first step
+    is a gradient step as above). Each step costs the same forward + backward either way.
     Returns (W, list of e)."""
+    if method not in ("gd", "lbfgs"):
+        raise ValueError(f"fit_module_weights: method must be 'gd' or 'lbfgs', got {method!r}")
     n = x.shape[0]
     w, lr, grow = w0, None, False  # lr: the last accepted step size; grow: it was the first trial
     (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)
-    errors = [float(e) / n]
-    for _ in range(steps):  # one batch gradient step with line search
+    errors, pairs, prev = [float(e) / n], [], None  # pairs: the last (s, y) = (ΔW, Δ∇e), for L-BFGS
+    for _ in range(steps):  # one batch step with line search
         _, dw = F.dsn_module_backward((1.0 / n, None, None), cache, need_dx=False)
-        g2 = float((dw * dw).sum())
-        if lr is None:  # first step: lr0, or the step that would cut a linear e by a tenth
-            lr = lr0 if lr0 is not None else 0.1 * errors[-1] / max(g2, 1e-30)
+        if method == "lbfgs" and prev is not None:  # the pair of the step just taken
+            s, y = w - prev[0], dw - prev[1]
+            if float((s * y).sum()) > 0:  # curvature along s is positive: B stays positive definite
+                pairs = (pairs + [(s, y)])[-memory:]
+        d = -lbfgs_direction(dw, pairs) if pairs else -dw  # the descent direction
+        slope = float((dw * d).sum())  # ∇e·d, negative for a descent direction
+        if slope >= 0:  # rounding spoilt B: restart from the gradient
+            pairs, d, slope = [], -dw, -float((dw * dw).sum())
+        if pairs:  # a quasi-Newton step: its natural length is 1
+            lr = 1.0
+        elif lr is None:  # first step: lr0, or the step that would cut a linear e by a tenth
+            lr = lr0 if lr0 is not None else 0.1 * errors[-1] / max(-slope, 1e-30)
         elif grow:  # the last step was accepted at once: try twice it
             lr *= 2.0
         for trial in range(30):  # backtrack: halve the step until the error decreases enough
-            w_try = w - lr * dw
+            w_try = w + lr * d
             (e_try, _, _), cache_try = F.dsn_module(x, w_try, t, lam=lam)
-            if float(e_try) / n <= errors[-1] - 1e-4 * lr * g2:
+            if float(e_try) / n <= errors[-1] + 1e-4 * lr * slope:
                 break
             lr *= 0.5
         else:
             break  # no decrease found: W is (numerically) at a stationary point
-        w, cache, grow = w_try, cache_try, trial == 0
+        prev, w, cache, grow = (w, dw), w_try, cache_try, trial == 0
         errors.append(float(e_try) / n)
         if log is not None:
             log(len(errors) - 1, errors[-1], lr)
     return w, errors
+
+
+def lbfgs_direction(g, pairs):
+    """B g by the L-BFGS two-loop recursion (Nocedal & Wright, Alg. 7.4) over pairs [(s, y), ...], oldest
+    first, with B₀ = (sᵀy / yᵀy) I from the newest pair. See chapters/04-dsn.md#dsn-training."""
+    q, alphas = g.copy(), []
+    for s, y in reversed(pairs):  # newest to oldest: strip each pair's curvature from q
+        rho = 1.0 / float((y * s).sum())
+        alpha = rho * float((s * q).sum())
+        q -= alpha * y
+        alphas.append((rho, alpha))
+    s, y = pairs[-1]
+    r = q * (float((s * y).sum()) / float((y * y).sum()))  # B₀ q
+    for (s, y), (rho, alpha) in zip(pairs, reversed(alphas)):  # oldest to newest: add it back
+        beta = rho * float((y * r).sum())
+        r += (alpha - beta) * s
+    return r
 # end-fit-module
 
 
@@ -102,13 +134,13 @@ class DSN(Module):
         return get_array_module(x).concatenate([x] + list(outputs), axis=1)
 
     # start-add-module
-    def add_module(self, x, t, *, steps=10, init_from=None, rng=None, log=None):
+    def add_module(self, x, t, *, steps=10, method="gd", init_from=None, rng=None, log=None):
         """Fit one more module on (x, t) (the whole training batch) and stack it; returns its e(W) per step.
 
         W starts random, or, with ``init_from`` (an RBM over the D raw inputs with ``n_hidden`` hidden
         units), takes the RBM's weights and hidden biases in the rows of the raw input and the bias
         (the rows reading lower modules' outputs stay random); U follows in closed form at every W;
-        W takes ``steps`` batch gradient steps.
+        W takes ``steps`` batch steps of ``method`` ("gd" or "lbfgs", see ``fit_module_weights``).
         """
         if t.ndim != 2 or t.shape != (x.shape[0], self.n_out):
             raise ValueError(f"DSN.add_module: expected t of shape ({x.shape[0]}, {self.n_out}), got {tuple(t.shape)}")
@@ -125,7 +157,7 @@ class DSN(Module):
             block.weight.data[-1] = init_from.hbias.data  # the bias row
         xp = get_array_module(x)
         w0 = xp.asarray(block.weight.data)
-        w, errors = fit_module_weights(xk, t, w0, lam=self.lam, steps=steps, log=log)
+        w, errors = fit_module_weights(xk, t, w0, lam=self.lam, steps=steps, method=method, log=log)
         (_, _, u), _ = F.dsn_module(xk, w, t, lam=self.lam)
         block.weight.data, block.upper = w, u
         self.blocks.append(block)

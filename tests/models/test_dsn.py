@@ -4,7 +4,7 @@ import pytest
 
 import scratchnet.functional as F
 from scratchnet.gradcheck import assert_gradients
-from scratchnet.models.dsn import DSN, fit_module_weights
+from scratchnet.models.dsn import DSN, fit_module_weights, lbfgs_direction
 
 
 def _problem(rng, N=20, D=6, L=5, C=3):
@@ -140,6 +140,39 @@ def test_line_search_doubles_only_after_a_first_trial_success(monkeypatch):
         trial = 2.0 * lr if halvings == 0 else lr  # what the next step tries first
     assert forwards[0] == expected
     assert 0 < firsts < 25  # both branches of the rule ran
+
+
+def test_lbfgs_direction_is_the_inverse_hessian_on_a_quadratic(rng):
+    """On e = ½ wᵀAw with pairs (s, As) the two-loop recursion is the BFGS inverse Hessian: it
+    satisfies the secant equation B y = s for the newest pair, and after n A-conjugate steps (as exact
+    line searches on a quadratic produce) it is exactly A⁻¹, so the direction is the Newton step."""
+    n = 5
+    m = rng.standard_normal((n, n))
+    a = m @ m.T + n * np.eye(n)  # symmetric positive definite
+    pairs = [(s, a @ s) for s in np.linalg.eigh(a)[1].T * rng.uniform(0.5, 2.0, (n, 1))]  # A-conjugate
+    s_new, y_new = pairs[-1]
+    np.testing.assert_allclose(lbfgs_direction(y_new, pairs), s_new, rtol=1e-10, atol=1e-12)
+    g = rng.standard_normal(n)
+    np.testing.assert_allclose(lbfgs_direction(g, pairs), np.linalg.solve(a, g), rtol=1e-8, atol=1e-10)
+    one = pairs[-1:]  # a single pair: B = B₀ plus the rank-two correction; still a descent direction
+    assert float(g @ lbfgs_direction(g, one)) > 0
+
+
+def test_lbfgs_fit_decreases_error_faster_than_gradient_descent():
+    x, t, y = _blobs(4, n=128)
+    w0 = np.random.default_rng(2).standard_normal((11, 16)).astype(np.float64) * 0.3
+    xb = np.concatenate([x, np.ones((128, 1), np.float32)], 1).astype(np.float64)
+    t = t.astype(np.float64)
+    _, e_gd = fit_module_weights(xb, t, w0, lam=0.1, steps=20)
+    w, e_lb = fit_module_weights(xb, t, w0, lam=0.1, steps=20, method="lbfgs", memory=5)
+    assert all(np.diff(e_lb) < 0)  # the line search keeps every step a descent
+    assert e_lb[1] == e_gd[1]  # the first step is the same gradient step
+    assert e_lb[-1] < 0.5 * e_gd[-1]
+    dsn = DSN(10, 3, n_hidden=16, lam=0.1, dtype=np.float64)
+    errs = dsn.add_module(x.astype(np.float64), t, steps=5, method="lbfgs", rng=np.random.default_rng(0))
+    assert len(errs) == 6 and errs[-1] < errs[0]
+    with pytest.raises(ValueError, match="method must be 'gd' or 'lbfgs'"):
+        fit_module_weights(xb, t, w0, lam=0.1, steps=1, method="newton")
 
 
 def test_backward_without_dx_gives_the_same_dw(rng):
