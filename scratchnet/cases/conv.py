@@ -18,6 +18,7 @@ CONV_CONFIGS = [
     ((2, 4, 5, 7), 4, (3, 3), dict(stride=2, padding=1, groups=4)),  # depthwise
     ((1, 2, 3, 2), 3, (3, 3), dict(padding=3)),  # padding large relative to the input
     ((2, 3, 5, 5), 2, (1, 1), dict()),  # pointwise
+    ((2, 3, 8, 7), 4, (3, 2), dict(padding=(2, 1), dilation=2)),  # stride 1, dilated, uneven padding
 ]
 
 TRANSPOSE_CONFIGS = [

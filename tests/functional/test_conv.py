@@ -164,22 +164,34 @@ def test_parallel_and_serial_kernels_match_reference(g, dtype, rng):
             np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
 
 
-def _assert_gemm_routes_agree(fwd, bwd, x, w, b, opts, monkeypatch):
-    """Force each GEMM layout (whole batch, per sample) in turn: forward and backward must agree."""
+def _assert_gemm_routes_agree(fwd, bwd, x, w, b, opts, monkeypatch, routes=((False, False), (True, False))):
+    """Force each GEMM layout (whole batch, per sample, streamed) in turn: forward and backward must agree."""
     from scratchnet.functional import conv as C
     out = []
-    for per_sample in (False, True):
+    for per_sample, streamed in routes:
         monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape, p=per_sample: p)
+        monkeypatch.setattr(C, "_streamed", lambda *args, s=streamed: s)
         y, cache = fwd(x, w, b, **opts)
         out.append((y,) + bwd(np.cos(y), cache))
-    for a, r in zip(*out):
-        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+    for other in out[1:]:
+        for a, r in zip(other, out[0]):
+            np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
-def test_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
-    """Both GEMM layouts of conv2d (per sample, whole batch) give the same numbers."""
-    _assert_gemm_routes_agree(F.conv2d, F.conv2d_backward, *conv_inputs(xs, co, k, opts, rng), opts, monkeypatch)
+def test_per_sample_streamed_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
+    """The three GEMM layouts of conv2d (per sample, streamed sample by sample, whole batch) agree."""
+    _assert_gemm_routes_agree(F.conv2d, F.conv2d_backward, *conv_inputs(xs, co, k, opts, rng), opts, monkeypatch,
+                              routes=((False, False), (True, False), (False, True)))
+
+
+@pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
+def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
+    """The streamed conv2d (one sample at a time, x re-unfolded in the backward) passes gradcheck on its own."""
+    from scratchnet.functional import conv as C
+    monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape: False)
+    monkeypatch.setattr(C, "_streamed", lambda *args: True)
+    assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng), **opts)
 
 
 @pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
