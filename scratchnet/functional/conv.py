@@ -282,7 +282,8 @@ def _outer_sum(a, b):
 
 
 class ConvCache(NamedTuple):
-    """What conv2d_backward needs: the unfolded input (None when streamed), or x itself when streamed."""
+    """What conv2d_backward needs. cols: the unfolded input, None when streamed; x: the input itself
+    when streamed (its columns are recomputed), else None."""
     cols: object
     x: object
     w: object
@@ -324,7 +325,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     else:
         y = _batch_first(y, C_out, N, g.oh, g.ow)
     # cols is K times the input: cached (not recomputed) when it is small, because re-unfolding costs
-    # a full copy pass; a streamed layer caches x instead and unfolds each chunk again
+    # a full copy pass; a streamed layer caches x instead and unfolds each sample again
     return y, ConvCache(cols, x if cols is None else None, w, b is not None, g, x.shape)
 
 

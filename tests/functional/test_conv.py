@@ -194,6 +194,20 @@ def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
     assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng), **opts)
 
 
+def test_route_chosen_by_size(rng):
+    """LeNet's C3 caches per-sample columns; a ResNet 64-channel 3×3 layer at 32×32 streams (caches x,
+    no columns); 64 channels at 7×7 unfold the whole batch."""
+    from scratchnet.functional import conv as C
+    for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "per sample"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
+                                     ((2, 64, 7, 7), 64, 3, 1, "whole batch")]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        w = rng.standard_normal((co, shape[1], k, k)).astype(np.float32)
+        _, cache = F.conv2d(x, w, None, padding=pad)
+        got = "streamed" if cache.cols is None else ("per sample" if cache.cols.ndim == 4 else "whole batch")
+        assert got == route, (shape, got)
+        assert (cache.x is x) == (route == "streamed")
+
+
 @pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
 def test_transpose_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
     """Both GEMM layouts of conv_transpose2d give the same numbers."""

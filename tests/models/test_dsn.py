@@ -159,12 +159,12 @@ def test_lbfgs_direction_is_the_inverse_hessian_on_a_quadratic(rng):
 
 
 def test_lbfgs_fit_decreases_error_faster_than_gradient_descent():
-    x, t, y = _blobs(4, n=128)
+    x, t, _ = _blobs(4, n=128)
     w0 = np.random.default_rng(2).standard_normal((11, 16)).astype(np.float64) * 0.3
     xb = np.concatenate([x, np.ones((128, 1), np.float32)], 1).astype(np.float64)
     t = t.astype(np.float64)
     _, e_gd = fit_module_weights(xb, t, w0, lam=0.1, steps=20)
-    w, e_lb = fit_module_weights(xb, t, w0, lam=0.1, steps=20, method="lbfgs", memory=5)
+    _, e_lb = fit_module_weights(xb, t, w0, lam=0.1, steps=20, method="lbfgs", memory=5)
     assert all(np.diff(e_lb) < 0)  # the line search keeps every step a descent
     assert e_lb[1] == e_gd[1]  # the first step is the same gradient step
     assert e_lb[-1] < 0.5 * e_gd[-1]
