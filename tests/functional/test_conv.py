@@ -197,7 +197,6 @@ def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
 def test_route_chosen_by_size(rng):
     """LeNet's C3 caches per-sample columns; a ResNet 64-channel 3×3 layer at 32×32 streams (caches x,
     no columns); 64 channels at 7×7 unfold the whole batch."""
-    from scratchnet.functional import conv as C
     for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "per sample"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
                                      ((2, 64, 7, 7), 64, 3, 1, "whole batch")]:
         x = rng.standard_normal(shape).astype(np.float32)
