@@ -54,8 +54,8 @@ def fit_module_weights(x, t, w0, *, lam, steps, method="gd", memory=10, lr0=None
                 pairs = (pairs + [(s, y)])[-memory:]
         d = -lbfgs_direction(dw, pairs) if pairs else -dw  # the descent direction
         slope = float((dw * d).sum())  # ∇e·d, negative for a descent direction
-        if slope >= 0:  # rounding spoilt B: restart from the gradient
-            pairs, d, slope = [], -dw, -float((dw * dw).sum())
+        if slope >= 0:  # rounding spoilt B: restart from the gradient, with the first step's rule
+            pairs, d, slope, lr = [], -dw, -float((dw * dw).sum()), None
         if pairs:  # a quasi-Newton step: its natural length is 1
             lr = 1.0
         elif lr is None:  # first step: lr0, or the step that would cut a linear e by a tenth

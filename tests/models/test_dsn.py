@@ -175,6 +175,18 @@ def test_lbfgs_fit_decreases_error_faster_than_gradient_descent():
         fit_module_weights(xb, t, w0, lam=0.1, steps=1, method="newton")
 
 
+def test_lbfgs_restarts_from_the_gradient_when_its_direction_is_not_a_descent(monkeypatch):
+    """If rounding made B's direction point uphill, the step falls back to the gradient (and the first
+    step's size rule): the fit still descends at every step."""
+    import scratchnet.models.dsn as D
+    x, t, _ = _blobs(5, n=64)
+    w0 = np.random.default_rng(3).standard_normal((11, 16)) * 0.3
+    xb = np.concatenate([x, np.ones((64, 1), np.float32)], 1).astype(np.float64)
+    monkeypatch.setattr(D, "lbfgs_direction", lambda g, pairs: -g)  # d = +∇e: an ascent direction
+    _, errs = fit_module_weights(xb, t.astype(np.float64), w0, lam=0.1, steps=6, method="lbfgs")
+    assert len(errs) == 7 and all(np.diff(errs) < 0)
+
+
 def test_backward_without_dx_gives_the_same_dw(rng):
     x, w, t = _problem(rng)
     _, cache = F.dsn_module(x, w, t, lam=0.5)
