@@ -105,8 +105,8 @@ def unfold(x, g: Geometry, *, batch_first=True, out=None):
     """
     xp = get_array_module(x)
     N, C = x.shape[:2]
+    shape = (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
     if out is not None:
-        shape = (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
         out = out.reshape(shape)  # a view: out must be C-contiguous
         if use_jit() and xp is np and not _is_dense(g, *x.shape[2:]):
             _unfold_jit(x, g, out, batch_first)
@@ -119,7 +119,6 @@ def unfold(x, g: Geometry, *, batch_first=True, out=None):
         cols = x.reshape(N, C, g.kh, g.kw, 1, 1)  # (N, C, KH, KW, 1, 1) view
         return cols if batch_first else xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))
     if use_jit() and xp is np:
-        shape = (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
         cols = np.empty(shape, dtype=x.dtype)  # (N, C, KH, KW, OH, OW) or (C, KH, KW, N, OH, OW)
         return _unfold_jit(x, g, cols, batch_first)
     cols = _unfold_ref(x, g)

@@ -42,6 +42,8 @@ def fit_module_weights(x, t, w0, *, lam, steps, method="gd", memory=10, lr0=None
     Returns (W, list of e)."""
     if method not in ("gd", "lbfgs"):
         raise ValueError(f"fit_module_weights: method must be 'gd' or 'lbfgs', got {method!r}")
+    if not isinstance(memory, (int, np.integer)) or memory < 1:
+        raise ValueError(f"fit_module_weights: memory must be a positive int (pairs kept), got {memory!r}")
     n = x.shape[0]
     w, lr, grow = w0, None, False  # lr: the last accepted step size; grow: it was the first trial
     (e, _, _), cache = F.dsn_module(x, w, t, lam=lam)

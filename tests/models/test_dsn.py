@@ -173,6 +173,8 @@ def test_lbfgs_fit_decreases_error_faster_than_gradient_descent():
     assert len(errs) == 6 and errs[-1] < errs[0]
     with pytest.raises(ValueError, match="method must be 'gd' or 'lbfgs'"):
         fit_module_weights(xb, t, w0, lam=0.1, steps=1, method="newton")
+    with pytest.raises(ValueError, match="memory must be a positive int"):
+        fit_module_weights(xb, t, w0, lam=0.1, steps=1, method="lbfgs", memory=0)  # [-0:] would keep all
 
 
 def test_lbfgs_restarts_from_the_gradient_when_its_direction_is_not_a_descent(monkeypatch):
