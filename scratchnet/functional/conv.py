@@ -48,9 +48,10 @@ class Geometry(NamedTuple):
 
 
 # -- unfold / fold -------------------------------------------------------------------------------
-# The columns are laid out batch-first, (N, C, KH, KW, OH, OW): sample n's block is a (C·K, L)
-# matrix, so Y[n] = W X[n] is one GEMM per sample (NumPy's stacked matmul) that lands directly in
-# y's (N, C_out, L) layout, and a group is a contiguous block of rows.
+# The columns come batch-first, (N, C, KH, KW, OH, OW): sample n's block is a (C·K, L) matrix, so
+# Y[n] = W X[n] lands directly in y's (N, C_out, L) layout (the streamed route), or channel-first,
+# (C, KH, KW, N, OH, OW) (``im2col``): one (C·K, N·L) matrix for one GEMM over the whole batch. In
+# both a group is a contiguous block of rows.
 # start-im2col
 def _unfold_ref(x, g: Geometry):
     """Vectorised unfold (also the CuPy path): one strided slice of the padded input per tap."""
@@ -220,18 +221,12 @@ def _check_conv(op, x, w, b, groups, w_in_axis, w_out_axis):
 
 
 # -- the GEMMs shared by both directions -----------------------------------------------------------
-# One GEMM per sample is single-threaded in OpenBLAS below M·N·K = 2^18 and needs no transposes; a
-# bigger sample's GEMM is better done once over the whole batch (per-sample calls to a 2-thread BLAS
-# pay a thread hand-off each, ruinous on a busy machine). Measured on 2 busy cores: LeNet's C1/C3
-# conv forward+backward ~10× faster per sample, a ResNet 64→64 3×3 layer ~3× slower per sample.
-# Tiny outputs (L < 16, e.g. LeNet's C5 with L = 1) stay one batch GEMM.
-PER_SAMPLE_MAX_MNK = 1 << 18
-
-
-def _per_sample_gemm(rows_out, rows_in, L):
-    """True when a conv's GEMMs are best done one per sample (see PER_SAMPLE_MAX_MNK)."""
-    return L >= 16 and rows_out * rows_in * L <= PER_SAMPLE_MAX_MNK
-
+# A conv is one GEMM per group over the whole batch, X as (C_in/G·K, N·L): one large product that
+# OpenBLAS spreads over every core. A one-GEMM-per-sample route (NumPy's stacked matmul, no transposes,
+# single-threaded in OpenBLAS) was measured against it on 2 idle cores, fwd+bwd, per sample → whole
+# batch: LeNet C3 (N 64, 6→16, 14×14, k 5) 3.02 → 2.24 ms, C1 2.52 → 2.44 ms, N 8 C3 0.38 → 0.34 ms,
+# a conv_transpose2d 16→8 7→14 2.24 → 1.96 ms: never faster, so it is gone. (With the other core taken
+# by another job the whole-batch GEMMs wait on it: C3 3.0 → 5.5 ms; PyTorch's threads suffer alike.)
 
 # A layer whose columns are large streams them on the CPU: each sample is unfolded into one reused
 # buffer (K·L numbers, 2.4 MB for a 64-channel 3×3 layer at 32×32, so it stays in cache), multiplied
@@ -256,7 +251,8 @@ def _wg(w, G):
 
 
 def _per_sample(a, G, L):
-    """(N, C, ...) → (N, G, rows, L): each sample's group as a GEMM factor (a view when contiguous)."""
+    """(N, C, ...) → (N, G, rows, L): each sample's group as a GEMM factor (a view when contiguous) — the
+    streamed route's layout."""
     return a.reshape(a.shape[0], G, -1, L)
 
 
@@ -273,10 +269,8 @@ def _batch_first(a, C, N, H, W):
 
 
 def _outer_sum(a, b):
-    """Σ over samples and positions of a bᵀ: a (N, G, P, L), b (N, G, Q, L) → (G, P, Q) by one GEMM per
-    sample and a sum; a (G, P, N·L), b (G, Q, N·L) → the same by one tall GEMM (b aᵀ)ᵀ."""
-    if a.ndim == 4:
-        return (a @ b.swapaxes(-1, -2)).sum(axis=0)
+    """Σ over samples and positions of a bᵀ: a (G, P, N·L), b (G, Q, N·L) → (G, P, Q) by one tall GEMM
+    (b aᵀ)ᵀ, whose long inner dimension N·L BLAS streams well."""
     return (b @ a.swapaxes(-1, -2)).swapaxes(-1, -2)
 
 
@@ -304,10 +298,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     N, _, H, W = x.shape
     g = _geometry("conv2d", (H, W), w.shape[2:], stride, padding, dilation, x.shape)
     L = g.oh * g.ow
-    if _per_sample_gemm(C_out // groups, w[0].size, L):
-        cols = _per_sample(unfold(x, g), groups, L)  # (N, G, C_in/G·K, L)
-        y = _wg(w, groups) @ cols  # (N, G, C_out/G, L): one GEMM per sample, already y's layout
-    elif _streamed(x, w[0].size * groups, L):
+    if _streamed(x, w[0].size * groups, L):
         cols = None  # recomputed sample by sample in the backward
         y = np.empty((N, groups, C_out // groups, L), dtype=x.dtype)  # (N, G, C_out/G, L)
         buf = np.empty((groups, w[0].size, L), dtype=x.dtype)  # one sample's columns (G, C_in/G·K, L)
@@ -319,7 +310,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
         y = _wg(w, groups) @ cols  # (G, C_out/G, N·L): one GEMM per group for the whole batch
     if b is not None:
         y += b.reshape(groups, -1, 1)
-    if cols is None or cols.ndim == 4:
+    if cols is None:
         y = y.reshape(N, C_out, g.oh, g.ow)
     else:
         y = _batch_first(y, C_out, N, g.oh, g.ow)
@@ -334,15 +325,12 @@ def conv2d_backward(dy, cache):
     db = dy.sum(axis=(0, 2, 3)) if has_b else None  # (C_out,)
     if cols is None:  # streamed
         return (*_conv2d_backward_streamed(dy, x, w, g), db)
-    per_sample, G = cols.ndim == 4, cols.shape[-3]
+    G = cols.shape[0]
     N, C_in, H, W = x_shape
-    dyg = _per_sample(dy, G, g.oh * g.ow) if per_sample else _channels_first(dy, G)  # as cols
+    dyg = _channels_first(dy, G)  # (G, C_out/G, N·L), laid out as the GEMM's factor
     dw = _outer_sum(dyg, cols).reshape(w.shape)  # dW = dY Xᵀ
-    dcols = _wg(w, G).swapaxes(-1, -2) @ dyg  # Wᵀ dY, laid out as cols
-    if per_sample:
-        dx = fold(dcols.reshape(N, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W)  # (N, C_in, H, W)
-    else:
-        dx = col2im(dcols.reshape(C_in, g.kh, g.kw, N, g.oh, g.ow), g, H, W)
+    dcols = _wg(w, G).swapaxes(-1, -2) @ dyg  # Wᵀ dY: (G, C_in/G·K, N·L), laid out as cols
+    dx = col2im(dcols.reshape(C_in, g.kh, g.kw, N, g.oh, g.ow), g, H, W)  # (N, C_in, H, W)
     return dx, dw, db
 # end-conv2d
 
@@ -384,7 +372,7 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, gro
     dx = W·unfold(dy),  dw = Σ_n x·unfold(dy)ᵀ,  db = Σ dy.  See chapters/05-convolution.md#transposed.
     """
     C_out = _check_conv("conv_transpose2d", x, w, b, groups, 0, 1)
-    N, C_in, H, W = x.shape
+    N, _, H, W = x.shape
     oph, opw = _pair("conv_transpose2d", "output_padding", output_padding)
     sh, sw = _pair("conv_transpose2d", "stride", stride)
     dh, dw = _pair("conv_transpose2d", "dilation", dilation)
@@ -397,14 +385,9 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, gro
     OW = _transpose_out_size("conv_transpose2d", W, KW, sw, pw, opw, dw)
     # the conv2d that this op is the adjoint of reads an (OH, OW) image and returns (H, W)
     g = _geometry("conv_transpose2d", (OH, OW), (KH, KW), stride, padding, dilation, (N, C_out, OH, OW))
-    if _per_sample_gemm(C_out // groups * KH * KW, C_in // groups, H * W):
-        xg = _per_sample(x, groups, H * W)  # (N, G, C_in/G, HW) view
-        ycols = _wg(w, groups).swapaxes(-1, -2) @ xg  # Wᵀ X[n]: (N, G, C_out/G·K, HW), one GEMM per sample
-        y = fold(ycols.reshape(N, C_out, KH, KW, H, W), g, OH, OW)  # (N, C_out, OH, OW)
-    else:
-        xg = _channels_first(x, groups)  # (G, C_in/G, N·HW)
-        ycols = _wg(w, groups).swapaxes(-1, -2) @ xg  # Wᵀ X: (G, C_out/G·K, N·HW), one GEMM per group
-        y = col2im(ycols.reshape(C_out, KH, KW, N, H, W), g, OH, OW)  # (N, C_out, OH, OW)
+    xg = _channels_first(x, groups)  # (G, C_in/G, N·HW)
+    ycols = _wg(w, groups).swapaxes(-1, -2) @ xg  # Wᵀ X: (G, C_out/G·K, N·HW), one GEMM per group
+    y = col2im(ycols.reshape(C_out, KH, KW, N, H, W), g, OH, OW)  # (N, C_out, OH, OW)
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
     return y, (xg, w, b is not None, g, x.shape)
@@ -413,15 +396,11 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, gro
 def conv_transpose2d_backward(dy, cache):
     """dx, dw, db of ``conv_transpose2d`` (db is None without a bias)."""
     xg, w, has_b, g, x_shape = cache
-    per_sample, G = xg.ndim == 4, xg.shape[-3]
+    G = xg.shape[0]
     N, C_in, H, W = x_shape
     db = dy.sum(axis=(0, 2, 3)) if has_b else None  # (C_out,)
-    if per_sample:
-        dycols = _per_sample(unfold(dy, g), G, H * W)  # (N, G, C_out/G·K, HW)
-        dx = (_wg(w, G) @ dycols).reshape(x_shape)  # W·unfold(dy): a forward conv of dy
-    else:
-        dycols = im2col(dy, g).reshape(G, -1, N * H * W)  # (G, C_out/G·K, N·HW)
-        dx = _batch_first(_wg(w, G) @ dycols, C_in, N, H, W)
+    dycols = im2col(dy, g).reshape(G, -1, N * H * W)  # (G, C_out/G·K, N·HW)
+    dx = _batch_first(_wg(w, G) @ dycols, C_in, N, H, W)  # W·unfold(dy): a forward conv of dy
     dw = _outer_sum(xg, dycols).reshape(w.shape)  # X unfold(dy)ᵀ: (C_in, C_out/G, KH, KW)
     return dx, dw, db
 # end-conv-transpose2d

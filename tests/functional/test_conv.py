@@ -164,54 +164,40 @@ def test_parallel_and_serial_kernels_match_reference(g, dtype, rng):
             np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
 
 
-def _assert_gemm_routes_agree(fwd, bwd, x, w, b, opts, monkeypatch, routes=((False, False), (True, False))):
-    """Force each GEMM layout (whole batch, per sample, streamed) in turn: forward and backward must agree."""
-    from scratchnet.functional import conv as C
-    out = []
-    for per_sample, streamed in routes:
-        monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape, p=per_sample: p)
-        monkeypatch.setattr(C, "_streamed", lambda *args, s=streamed: s)
-        y, cache = fwd(x, w, b, **opts)
-        out.append((y,) + bwd(np.cos(y), cache))
-    for other in out[1:]:
-        for a, r in zip(other, out[0]):
-            np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
-def test_per_sample_streamed_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
-    """The three GEMM layouts of conv2d (per sample, streamed sample by sample, whole batch) agree."""
-    _assert_gemm_routes_agree(F.conv2d, F.conv2d_backward, *conv_inputs(xs, co, k, opts, rng), opts, monkeypatch,
-                              routes=((False, False), (True, False), (False, True)))
+def test_streamed_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
+    """The two GEMM layouts of conv2d (streamed sample by sample, whole batch) give the same numbers."""
+    from scratchnet.functional import conv as C
+    x, w, b = conv_inputs(xs, co, k, opts, rng)
+    out = []
+    for streamed in (False, True):
+        monkeypatch.setattr(C, "_streamed", lambda *args, s=streamed: s)
+        y, cache = F.conv2d(x, w, b, **opts)
+        assert (cache.cols is None) == streamed
+        out.append((y,) + F.conv2d_backward(np.cos(y), cache))
+    for a, r in zip(out[1], out[0]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
 def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
     """The streamed conv2d (one sample at a time, x re-unfolded in the backward) passes gradcheck on its own."""
     from scratchnet.functional import conv as C
-    monkeypatch.setattr(C, "_per_sample_gemm", lambda *shape: False)
     monkeypatch.setattr(C, "_streamed", lambda *args: True)
     assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng), **opts)
 
 
 def test_route_chosen_by_size(rng):
-    """LeNet's C3 caches per-sample columns; a ResNet 64-channel 3×3 layer at 32×32 streams (caches x,
-    no columns); 64 channels at 7×7 unfold the whole batch."""
-    for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "per sample"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
+    """A ResNet 64-channel 3×3 layer at 32×32 streams (caches x, no columns); LeNet's C3 and 64 channels
+    at 7×7 unfold the whole batch (cache the columns, not x)."""
+    for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "whole batch"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
                                      ((2, 64, 7, 7), 64, 3, 1, "whole batch")]:
         x = rng.standard_normal(shape).astype(np.float32)
         w = rng.standard_normal((co, shape[1], k, k)).astype(np.float32)
         _, cache = F.conv2d(x, w, None, padding=pad)
-        got = "streamed" if cache.cols is None else ("per sample" if cache.cols.ndim == 4 else "whole batch")
+        got = "streamed" if cache.cols is None else "whole batch"
         assert got == route, (shape, got)
         assert (cache.x is x) == (route == "streamed")
-
-
-@pytest.mark.parametrize("xs,co,k,opts", TRANSPOSE_CONFIGS)
-def test_transpose_per_sample_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
-    """Both GEMM layouts of conv_transpose2d give the same numbers."""
-    _assert_gemm_routes_agree(F.conv_transpose2d, F.conv_transpose2d_backward,
-                              *transpose_inputs(xs, co, k, opts, rng), opts, monkeypatch)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
