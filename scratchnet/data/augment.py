@@ -1,4 +1,5 @@
-"""Data augmentation for image batches: random crops of a padded image and horizontal flips.
+"""Data augmentation for image batches: random crops of a padded image, horizontal flips, and the
+fixed shifted copies of a training set that batch-mode learners (the DSN) train on.
 
 Legend: N batch, C channels, H, W height and width. Every function takes an explicit ``rng`` (a
 ``numpy.random.Generator``) so an augmented run is reproducible; arrays may be NumPy or CuPy
@@ -10,7 +11,7 @@ from .._checks import check_ndim
 from .._random import get_rng
 from ..backend import get_array_module
 
-__all__ = ["random_crop", "random_hflip", "augment"]
+__all__ = ["random_crop", "random_hflip", "augment", "shift", "shifted_copies"]
 
 
 def random_crop(x, *, padding, size=None, rng=None, fill=0.0):
@@ -51,3 +52,27 @@ def augment(x, *, padding=4, flip=True, rng=None, fill=0.0):
     return random_hflip(y, rng=rng) if flip else y
 
 
+
+
+def shift(x, dy, dx, *, fill=0.0):
+    """Move every image dy pixels down and dx pixels right (negative: up, left); the pixels that enter
+    from the border are ``fill``. x (N, C, H, W) → same shape (a copy)."""
+    check_ndim("shift", "x", x, 4)
+    H, W = x.shape[2:]
+    if abs(dy) >= H or abs(dx) >= W:
+        raise ValueError(f"shift: a shift of ({dy}, {dx}) pixels leaves nothing of a {H}×{W} image")
+    xp = get_array_module(x)
+    out = xp.full_like(x, fill)  # (N, C, H, W)
+    out[:, :, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        x[:, :, max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
+def shifted_copies(x, *, pixels=1, fill=0.0):
+    """The images and four copies moved ``pixels`` down, up, right and left: x (N, C, H, W) →
+    (5N, C, H, W), in that order (the labels of the result are ``np.tile(labels, 5)``). A fixed,
+    five-times-larger training set for learners that fit the whole batch at once (chapter 04)."""
+    check_ndim("shifted_copies", "x", x, 4)
+    xp = get_array_module(x)
+    moves = [(pixels, 0), (-pixels, 0), (0, pixels), (0, -pixels)]
+    return xp.concatenate([x] + [shift(x, dy, dx, fill=fill) for dy, dx in moves])

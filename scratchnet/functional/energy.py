@@ -19,7 +19,7 @@ __all__ = [
     "rbm_energy", "free_energy", "rbm_nll_grads", "free_energy_backward", "hidden_probs", "visible_probs",
     "sample_bernoulli", "sample_gaussian", "sample_visible", "gibbs_chain", "check_binary",
     "log_partition_exact", "ais_log_partition", "ais_betas", "pseudo_log_likelihood",
-    "dsn_module", "dsn_module_backward", "ridge_solve",
+    "dsn_module", "dsn_module_backward", "dsn_hidden", "ridge_solve",
 ]
 
 _VISIBLE = ("bernoulli", "gaussian")
@@ -272,6 +272,22 @@ def pseudo_log_likelihood(v, w, b, c, *, rng):
 
 
 # -- Deep Stacking Network module -----------------------------------------------------------------
+# Batch mode touches every training row at once, so the (N, L) arrays dominate memory. Rows go through
+# the sigmoid and the backward in blocks of DSN_ROWS: the temporaries stay one block in size and only
+# H itself is (N, L) (3.6 GB for 300,000 rows × 3,000 units in float32, where whole-array temporaries
+# would need five such arrays). The row sums (HᵀH, HᵀT, XᵀdA) are the same sums, in blocks.
+DSN_ROWS = 8192
+
+
+def dsn_hidden(x, w):
+    """H = σ(XW) (N, L) for x (N, D), w (D, L), computed DSN_ROWS rows at a time."""
+    xp = get_array_module(x, w)
+    h = xp.empty((x.shape[0], w.shape[1]), dtype=x.dtype)  # (N, L)
+    for i in range(0, x.shape[0], DSN_ROWS):  # one block of rows through the GEMM and the sigmoid
+        h[i:i + DSN_ROWS] = stable_sigmoid(x[i:i + DSN_ROWS] @ w)
+    return h
+
+
 # start-dsn
 def ridge_solve(h, t, *, lam):
     """U = (HᵀH + λI)⁻¹ HᵀT: the ridge-regression upper weights; h (N, L), t (N, C) → (L, C).
@@ -300,7 +316,7 @@ def dsn_module(x, w, t, *, lam):
     check_dim("dsn_module", "t", t, 0, x.shape[0], "one target row per input row")
     if lam < 0:
         raise ValueError(f"dsn_module: lam must be ≥ 0, got {lam}")
-    h = stable_sigmoid(x @ w)  # (N, L) hidden layer
+    h = dsn_hidden(x, w)  # (N, L) hidden layer, in blocks of rows
     u, g = ridge_solve(h, t, lam=lam)  # (L, C), (L, L)
     y = h @ u  # (N, C) linear outputs
     r = y - t  # (N, C) residual
@@ -315,11 +331,18 @@ def dsn_module_backward(dout, cache, *, need_dx=True):
     xp = get_array_module(x)
     de, dy, du = dout
     gy = 2.0 * (0.0 if de is None else de) * r + (0.0 if dy is None else dy)  # (N, C) total dY, U held fixed
+    gy = xp.broadcast_to(gy, r.shape)  # (N, C) even when both were None
     ubar = h.T @ gy + (0.0 if du is None else du)  # (L, C) total dU, before U's dependence on H
     q = xp.linalg.solve(g, ubar)  # (L, C) = G⁻¹Ū  (for dE alone: Ū = −2λ dE U, so q = 0 when λ = 0)
-    dh = (gy - h @ q) @ u.T - r @ q.T  # (N, L)
-    da = dh * h * (1.0 - h)  # (N, L) through the sigmoid
-    dw = x.T @ da  # (D, L)
-    dx = da @ w.T if need_dx else None  # (N, D)
+    dw = xp.zeros_like(w)  # (D, L)
+    dx = xp.empty_like(x) if need_dx else None  # (N, D)
+    for i in range(0, x.shape[0], DSN_ROWS):  # one block of rows at a time (see DSN_ROWS)
+        rows = slice(i, i + DSN_ROWS)
+        hb = h[rows]  # (B, L)
+        dh = (gy[rows] - hb @ q) @ u.T - r[rows] @ q.T  # (B, L)
+        da = dh * hb * (1.0 - hb)  # (B, L) through the sigmoid
+        dw += x[rows].T @ da  # (D, L): this block's share of XᵀdA
+        if need_dx:
+            dx[rows] = da @ w.T  # (B, D)
     return dx, dw
 # end-dsn

@@ -109,7 +109,7 @@ class DSNModule(Module):
 
     def hidden(self, x):
         """H = σ([x, 1] W) (N, L)."""
-        return F.stable_sigmoid(_with_bias(x) @ self.weight.data)
+        return F.dsn_hidden(_with_bias(x), self.weight.data)
 
     def forward(self, x):
         """Y = H U (N, C) (no cache: a module is fitted by ``DSN.add_module``, not by backprop)."""

@@ -1,8 +1,8 @@
-"""Random crop with padding and horizontal flips: shapes, reproducibility, contents."""
+"""Random crop with padding, horizontal flips and shifted copies: shapes, reproducibility, contents."""
 import numpy as np
 import pytest
 
-from scratchnet.data.augment import augment, random_crop, random_hflip
+from scratchnet.data.augment import augment, random_crop, random_hflip, shift, shifted_copies
 
 
 def test_random_crop_is_a_shifted_window():
@@ -27,3 +27,27 @@ def test_random_hflip():
     assert all(f or k for f, k in zip(flipped, kept)) and 10 < sum(flipped) < 54
     np.testing.assert_array_equal(random_hflip(x, p=0.0, rng=0), x)
     assert augment(x, padding=1, rng=np.random.default_rng(0)).shape == x.shape
+
+
+def test_shift_moves_the_content_and_fills_the_border():
+    x = np.arange(1 * 1 * 3 * 4, dtype=np.float32).reshape(1, 1, 3, 4) + 1
+    down = shift(x, 1, 0)
+    np.testing.assert_array_equal(down[0, 0, 1:], x[0, 0, :2])
+    assert (down[0, 0, 0] == 0).all()
+    left = shift(x, 0, -2, fill=-1.0)
+    np.testing.assert_array_equal(left[0, 0, :, :2], x[0, 0, :, 2:])
+    assert (left[0, 0, :, 2:] == -1).all()
+    np.testing.assert_array_equal(shift(x, 0, 0), x)
+    with pytest.raises(ValueError, match="shift"):
+        shift(x, 3, 0)
+
+
+def test_shifted_copies_are_the_image_and_four_moves():
+    x = np.random.default_rng(0).random((2, 1, 5, 5)).astype(np.float32)
+    out = shifted_copies(x)
+    assert out.shape == (10, 1, 5, 5) and out.dtype == x.dtype
+    np.testing.assert_array_equal(out[:2], x)
+    for k, (dy, dx) in enumerate([(1, 0), (-1, 0), (0, 1), (0, -1)]):
+        np.testing.assert_array_equal(out[2 * (k + 1):2 * (k + 2)], shift(x, dy, dx))
+    with pytest.raises(ValueError, match="shifted_copies"):
+        shifted_copies(x[0])
