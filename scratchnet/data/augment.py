@@ -52,8 +52,6 @@ def augment(x, *, padding=4, flip=True, rng=None, fill=0.0):
     return random_hflip(y, rng=rng) if flip else y
 
 
-
-
 def shift(x, dy, dx, *, fill=0.0):
     """Move every image dy pixels down and dx pixels right (negative: up, left); the pixels that enter
     from the border are ``fill``. x (N, C, H, W) → same shape (a copy)."""
@@ -73,6 +71,8 @@ def shifted_copies(x, *, pixels=1, fill=0.0):
     (5N, C, H, W), in that order (the labels of the result are ``np.tile(labels, 5)``). A fixed,
     five-times-larger training set for learners that fit the whole batch at once (chapter 04)."""
     check_ndim("shifted_copies", "x", x, 4)
+    if not isinstance(pixels, int) or pixels < 1:
+        raise ValueError(f"shifted_copies: pixels must be a positive int, got {pixels!r}")
     xp = get_array_module(x)
     moves = [(pixels, 0), (-pixels, 0), (0, pixels), (0, -pixels)]
     return xp.concatenate([x] + [shift(x, dy, dx, fill=fill) for dy, dx in moves])

@@ -51,3 +51,5 @@ def test_shifted_copies_are_the_image_and_four_moves():
         np.testing.assert_array_equal(out[2 * (k + 1):2 * (k + 2)], shift(x, dy, dx))
     with pytest.raises(ValueError, match="shifted_copies"):
         shifted_copies(x[0])
+    with pytest.raises(ValueError, match="pixels must be a positive int"):
+        shifted_copies(x, pixels=0)
