@@ -2,7 +2,7 @@
 what it received, so a learner never meets a bare broadcasting error from deep inside NumPy."""
 from __future__ import annotations
 
-__all__ = ["check_ndim", "check_float", "check_dim", "check_same_dtype", "check_int"]
+__all__ = ["check_ndim", "check_float", "check_dim", "check_same_dtype", "check_int", "check_grad"]
 
 
 def check_ndim(op: str, name: str, x, ndims) -> None:
@@ -44,3 +44,22 @@ def check_same_dtype(op: str, **arrays) -> None:
     if len(dtypes) > 1:
         desc = ", ".join(f"{k}={a.dtype}" for k, a in items)
         raise TypeError(f"{op}: all float inputs must share one dtype, got {desc}")
+
+
+def check_grad(op: str, name: str, g, shape, dtype=None) -> None:
+    """Raise unless the upstream gradient ``g`` has exactly ``shape`` (and ``dtype``, when given).
+
+    Every ``*_backward`` calls this on each upstream gradient against the shapes its cache recorded,
+    before any work: a wrong ``dy`` is a clear error, never a silent broadcast in NumPy or an
+    out-of-bounds write in a compiled loop.
+    """
+    if not hasattr(g, "shape") or not hasattr(g, "dtype"):
+        raise TypeError(f"{op}: upstream gradient {name} must be an array, got {type(g).__name__}")
+    if tuple(g.shape) != tuple(shape):
+        raise ValueError(f"{op}: expected upstream gradient {name} of shape {tuple(shape)} "
+                         f"(the forward output's), got shape {tuple(g.shape)}")
+    if g.dtype.kind != "f":
+        raise TypeError(f"{op}: expected upstream gradient {name} to be a float array, got dtype {g.dtype}")
+    if dtype is not None and g.dtype != dtype:
+        raise TypeError(f"{op}: expected upstream gradient {name} of dtype {dtype} "
+                        f"(the forward's), got dtype {g.dtype}")

@@ -1,6 +1,7 @@
 """``njit``: numba.njit(cache=True), or the identity when Numba is missing.
 
-``use_jit()`` tells ops whether to take the Numba loop kernels or the vectorised ``xp`` reference;
+``use_jit()`` tells ops whether to take the Numba loop kernels or the vectorised ``xp`` reference,
+and ``jit_route(*arrays)`` is the one dispatch test every ``kernels/<family>.py`` route file uses;
 set ``SCRATCHNET_JIT=0`` to force the reference (``NUMBA_DISABLE_JIT=1`` instead runs the loop
 kernels interpreted, for stepping through them in a debugger).
 """
@@ -14,7 +15,7 @@ try:
 except Exception:  # pragma: no cover - numba is a required dependency, but stay importable
     _numba = None
 
-__all__ = ["njit", "prange", "use_jit", "HAVE_NUMBA"]
+__all__ = ["njit", "prange", "use_jit", "jit_route", "JIT_DTYPES", "HAVE_NUMBA"]
 
 HAVE_NUMBA = _numba is not None
 
@@ -53,3 +54,27 @@ prange = _numba.prange if _numba is not None else range
 def use_jit() -> bool:
     """True unless SCRATCHNET_JIT=0 (or Numba is missing): take the Numba kernels."""
     return HAVE_NUMBA and os.environ.get("SCRATCHNET_JIT", "1") != "0"
+
+
+JIT_DTYPES = ("float32", "float64")  # the float dtypes the Numba kernels are compiled for
+
+
+def jit_route(*arrays) -> bool:
+    """True when the Numba loop kernels should run on ``arrays`` (None entries ignored).
+
+    That is: JIT on (``use_jit()``), every array a NumPy array (a CuPy array takes the vectorised
+    path, which is also the GPU path), and every float array float32 or float64 (float16 takes
+    the vectorised path, which NumPy supports, instead of failing inside Numba). Integer arrays
+    (indices, lengths) do not vote on the dtype. The single dispatch test of the package.
+    """
+    if not use_jit():
+        return False
+    for a in arrays:
+        if a is None:
+            continue
+        if type(a).__module__.split(".")[0] == "cupy":
+            return False
+        kind = a.dtype.kind
+        if kind == "f" and a.dtype.name not in JIT_DTYPES:
+            return False
+    return True
