@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..gradcheck import check_function, check_module, register_case
+from ... import functional as F
+from ..checker import check_function, check_module
+from ..registry import register_case
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+SEQ_SHAPES = [(3, 5, 4, 3), (1, 1, 2, 2), (2, 7, 1, 4)]  # (N, T, D, H): a batch, one step of one, wide H
 
 
 def _rng():
@@ -41,12 +43,18 @@ def _register(kind):
     @register_case(f"recurrent.{kind}")
     def seq_case():
         fwd, bwd = _pair(kind)
-        return check_function(fwd, bwd, _inputs(kind, _rng()), title=kind)
+        return [check_function(fwd, bwd, _inputs(kind, _rng(), N, T, D, H), title=f"{kind}[N,T,D,H={N},{T},{D},{H}]")
+                for N, T, D, H in SEQ_SHAPES]
 
     @register_case(f"recurrent.{kind}[lengths]")
     def lengths_case():
         fwd, bwd = _pair(kind)
-        return check_function(fwd, bwd, _inputs(kind, _rng()), title=f"{kind}[lengths]", lengths=np.array([5, 2, 0]))
+        reports = []
+        for N, T, D, H in SEQ_SHAPES:
+            lengths = np.array([T, T // 2, 0][:N])  # one full sequence, one shorter, one empty
+            reports.append(check_function(fwd, bwd, _inputs(kind, _rng(), N, T, D, H), lengths=lengths,
+                                          title=f"{kind}[N,T,D,H={N},{T},{D},{H}, lengths={lengths.tolist()}]"))
+        return reports
 
     @register_case(f"recurrent.{kind}[no h0]")
     def no_state_case():
@@ -73,7 +81,7 @@ def rnn_relu_case():
 
 @register_case("recurrent.modules[bidirectional, 2 layers]")
 def module_stack_case():
-    from ..nn.recurrent import GRU, LSTM, RNN
+    from ...nn.recurrent import GRU, LSTM, RNN
     r = _rng()
     x = r.standard_normal((2, 4, 3))
     lengths = np.array([4, 2])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck import check_module, register_case
-from ..models.resnet import BasicBlock, Bottleneck
+from ...models.resnet import BasicBlock, Bottleneck
+from ..checker import check_module
+from ..registry import register_case
 
 
 def _eval_mode(block, rng):

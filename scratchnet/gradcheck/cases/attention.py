@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..gradcheck import check_function, check_module, register_case
+from ... import functional as F
+from ..checker import check_function, check_module
+from ..registry import register_case
 
 
 def _rng():
@@ -61,7 +62,7 @@ def dot_case():
 
 @register_case("attention.mha")
 def mha_case():
-    from ..nn import MultiHeadAttention
+    from ...nn import MultiHeadAttention
     r = _rng()
     x = r.standard_normal((2, 4, 8))
     mem = r.standard_normal((2, 6, 5))
@@ -75,7 +76,7 @@ def mha_case():
 
 @register_case("attention.transformer")
 def transformer_case():
-    from ..nn import TransformerDecoderLayer, TransformerEncoderLayer
+    from ...nn import TransformerDecoderLayer, TransformerEncoderLayer
     r = _rng()
     x, mem = r.standard_normal((2, 4, 8)), r.standard_normal((2, 5, 8))
     reps = []
@@ -89,7 +90,7 @@ def transformer_case():
 
 @register_case("attention.gpt")
 def gpt_case():
-    from ..models.gpt import GPT
+    from ...models.gpt import GPT
     r = _rng()
     model = GPT(7, 6, n_layer=2, n_head=2, d_model=8, dropout=0.1, tie_weights=True, rng=0).astype(np.float64)
     return check_module(model, [r.integers(0, 7, (2, 5))])

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..gradcheck import check_function, check_module, register_case
+from ... import functional as F
+from ..checker import check_function, check_module
+from ..registry import register_case
 
 # (x shape, C_out, kernel, options): every option that changes the math, odd and non-square sizes
 CONV_CONFIGS = [
@@ -115,7 +116,7 @@ def lrn_cases():
 
 @register_case("conv.lenet5")
 def lenet_cases():
-    from ..models.lenet import LeNet5, LeNet5Modern
+    from ...models.lenet import LeNet5, LeNet5Modern
     out = []
     for cls in (LeNet5, LeNet5Modern):
         model = cls(rng=0).astype(np.float64)

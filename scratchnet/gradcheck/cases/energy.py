@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..gradcheck import check_function, check_module, register_case
+from ... import functional as F
+from ..checker import check_function, check_module
+from ..registry import register_case
 
 
 def _rng():
@@ -42,7 +43,7 @@ def dsn_module_case():
 
 @register_case("energy.dbn_mlp")
 def dbn_mlp_case():
-    from ..models.dbn import DBN
+    from ...models.dbn import DBN
     dbn = DBN([8, 6, 5], n_labels=3, rng=np.random.default_rng(0))
     mlp = dbn.to_mlp(rng=np.random.default_rng(1)).astype(np.float64)
     x = (_rng().random((3, 8)) < 0.5).astype(np.float64)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import functional as F
-from ..gradcheck import check_function, register_case
+from ... import functional as F
+from ..checker import check_function
+from ..registry import register_case
 
 
 def _problem(N, T, C, S, *, blank=0, seed=1234):

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import asnumpy
+from ..backend import asnumpy
 
 __all__ = ["TOLERANCES", "GradResult", "GradcheckReport", "check_function", "check_module",
-           "assert_gradients", "assert_module_gradients", "register_case", "CASES", "run_cases"]
+           "assert_gradients", "assert_module_gradients"]
 
 TOLERANCES = {
     np.dtype(np.float64): dict(eps=1e-6, atol=1e-5, rtol=1e-3),
@@ -52,7 +52,8 @@ class GradcheckReport:
 
     def __str__(self) -> str:
         lines = [f"gradcheck {self.title}: {'PASS' if self.ok else 'FAIL'}",
-                 f"  {'input':<14}{'shape':<18}{'max|a-n|':>11}{'rel err':>11}  {'worst index':<16}{'analytic':>12}{'numeric':>12}"]
+                 f"  {'input':<14}{'shape':<18}{'max|a-n|':>11}{'rel err':>11}  "
+                 f"{'worst index':<16}{'analytic':>12}{'numeric':>12}"]
         for r in self.results:
             mark = "" if r.ok else "  <-- FAIL"
             lines.append(f"  {r.name:<14}{str(r.shape):<18}{r.max_abs_err:>11.2e}{r.rel_err:>11.2e}  "
@@ -252,24 +253,3 @@ def assert_module_gradients(module, inputs, **kwargs) -> GradcheckReport:
         raise AssertionError("\n" + str(report))
     return report
 
-
-# -- the registry behind `scratchnet gradcheck` --------------------------------------------------
-CASES: dict = {}
-
-
-def register_case(name):
-    """Decorator: register a zero-argument function returning a GradcheckReport (or a list of them)."""
-    def deco(fn):
-        CASES[name] = fn
-        return fn
-    return deco
-
-
-def run_cases(pattern: str | None = None):
-    """Run every registered case whose name contains ``pattern``; yields (name, report)."""
-    from . import cases  # noqa: F401  (importing registers the cases)
-    for name, fn in sorted(CASES.items()):
-        if pattern and pattern not in name:
-            continue
-        for rep in _as_tuple(fn()):
-            yield name, rep
