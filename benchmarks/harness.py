@@ -259,6 +259,9 @@ def run(pattern: Optional[str] = None, *, repeats: int = 10, warmup: int = 1, js
         file=None, directory=None, torch_threads: Optional[int] = None) -> list:
     """Discover, select, time and print; returns the list of ``Result``. Optionally writes JSON.
 
+    First applies ``scratchnet.keep_freed_memory()`` (glibc keeps freed blocks for reuse), as
+    ``fit`` does: ``import scratchnet`` changes no allocator setting, and the timings assume this one.
+
     ``torch_threads`` calls ``torch.set_num_threads`` first; by default PyTorch keeps its own
     default (one thread per core, like NumPy's BLAS). On a machine shared with other jobs, its
     thread team can stall while one of its threads waits for a core: compare with
@@ -266,6 +269,8 @@ def run(pattern: Optional[str] = None, *, repeats: int = 10, warmup: int = 1, js
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"benchmarks.run: expected repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    import scratchnet
+    scratchnet.keep_freed_memory()  # what fit does for a training loop: reuse freed large arrays
     file = sys.stdout if file is None else file
     if torch_threads is not None and torch_or_none() is not None:
         torch_or_none().set_num_threads(int(torch_threads))

@@ -41,6 +41,7 @@ def run_benchmarks(pattern=None, repeats=10, *, warmup=1, json_path=None, file=N
     Each side is the median of ``repeats`` calls after ``warmup`` calls. Returns the list of
     ``benchmarks.harness.Result``; with ``json_path`` the results are also written as JSON.
     ``torch_threads`` sets PyTorch's thread count (default: left as PyTorch sets it).
+    The harness first applies ``scratchnet.keep_freed_memory()``, the allocator tuning ``fit`` uses.
     """
     return _harness().run(pattern, repeats=repeats, warmup=warmup, json_path=json_path, file=file,
                           torch_threads=torch_threads)

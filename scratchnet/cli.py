@@ -4,6 +4,11 @@
     scratchnet run 01-mlp [--quick] [--json] execute a notebook headless, print what it recorded
     scratchnet gradcheck [PATTERN]           run the registered gradient checks (exit 1 on a failure)
     scratchnet bench [PATTERN] [--repeats N] timed workloads
+    scratchnet data verify [NAME]            hash every dataset file again against the registry
+
+``run --json`` ends with one line of strict JSON: a metric that is NaN or infinite is written as
+null. ``run`` and ``bench`` apply the allocator tuning of training loops (``scratchnet/_alloc.py``;
+``SCRATCHNET_MALLOC=default`` opts out): ``bench`` in its own process, ``run`` in the notebook's kernel.
 """
 from __future__ import annotations
 
@@ -49,8 +54,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    """Execute one notebook headless; print its metrics (and one JSON line with --json)."""
-    from .runner import NotebookError, run_notebook
+    """Execute one notebook headless; print its metrics (and one strict-JSON line with --json, NaN and
+    ±inf as null). The kernel applies the allocator tuning (``SCRATCHNET_MALLOC=keep``, see ``runs``)."""
+    from .runs import NotebookError, json_safe, run_notebook
     try:
         metrics = run_notebook(args.name, quick=args.quick, timeout=args.timeout, out_dir=args.out)
     except (FileNotFoundError, ValueError, NotebookError) as e:
@@ -59,7 +65,7 @@ def cmd_run(args) -> int:
     for key, value in metrics.items():
         print(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     if args.json:
-        print(json.dumps(metrics))
+        print(json.dumps(json_safe(metrics), allow_nan=False))
     return 0
 
 
@@ -87,7 +93,10 @@ def cmd_gradcheck(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    """Run ``scratchnet.bench.run_benchmarks(pattern, repeats)``, which prints its own table."""
+    """Run ``scratchnet.bench.run_benchmarks(pattern, repeats)``, which prints its own table; the
+    allocator tuning of training loops is applied first (``keep_freed_memory``), as ``fit`` does."""
+    from ._alloc import keep_freed_memory
+    keep_freed_memory()
     try:
         from .bench import run_benchmarks
     except ImportError as e:
@@ -104,6 +113,51 @@ def cmd_bench(args) -> int:
     return 1 if results is not None and len(results) == 0 else 0
 
 
+def cmd_data_verify(args) -> int:
+    """Hash every file of NAME (or of every dataset present under the data root) against the registry's
+    sha256, ignoring the record of earlier checks; one line per file that is missing or differs
+    (every file with --verbose), a summary per dataset. Exit 1 when any file is missing or differs."""
+    from .data.registry import data_root, dataset_info, list_datasets, verify_dataset
+    from .progress import progress
+    root = Path(args.root).expanduser() if args.root else data_root()
+    if args.name is not None:
+        try:
+            dataset_info(args.name)
+        except ValueError as e:
+            print(f"scratchnet data verify: {e}", file=sys.stderr)
+            return 1
+        names = [args.name]
+    else:
+        names = list_datasets()
+    failed = checked = 0
+    for name in names:  # one dataset per pass
+        folder = root / name
+        if args.name is None and not folder.is_dir():
+            print(f"{name}: not installed (no folder {folder})")
+            continue
+        files = dataset_info(name)["files"]
+        counts = {"ok": 0, "missing": 0, "bad": 0}
+        bar = progress(total=len(files), desc=name, unit="file", leave=False)
+
+        def report(rel, problem, bar=bar, counts=counts, folder=folder):
+            kind = "ok" if problem is None else ("missing" if problem == "missing" else "bad")
+            counts[kind] += 1
+            bar.update(1)
+            if kind != "ok" or args.verbose:
+                bar.write(f"  {kind.upper():<8}{folder / rel}" + (f": {problem}" if kind == "bad" else ""))
+
+        with bar:
+            verify_dataset(name, root=root, rehash=True, on_file=report)
+        checked += 1
+        failed += counts["missing"] + counts["bad"]
+        print(f"{name}: {counts['ok']} of {len(files)} files match the registry"
+              + (f", {counts['bad']} differ" if counts["bad"] else "")
+              + (f", {counts['missing']} missing" if counts["missing"] else "") + f" ({folder})")
+    if not checked:
+        print(f"no dataset found under {root}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="execute a chapter's notebook headless and print its metrics")
     p.add_argument("name", help='notebook: "01-mlp", "01", "mlp" or a path to an .ipynb')
     p.add_argument("--quick", action="store_true", help="quick mode (SCRATCHNET_QUICK=1): small subset, few steps")
-    p.add_argument("--json", action="store_true", help="end with one line holding the metrics as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="end with one line holding the metrics as strict JSON (NaN and infinity as null)")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell (default: no limit)")
     p.add_argument("--out", default="runs", help="folder for the executed copy and metrics (default: runs)")
     p.set_defaults(func=cmd_run)
@@ -130,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions (median reported)")
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("data", help="dataset maintenance")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("verify", help="hash every dataset file again and compare with the registry's sha256")
+    p.add_argument("name", nargs="?", default=None, help="one dataset (default: every dataset present)")
+    p.add_argument("--root", default=None, help="data root (default: $SCRATCHNET_DATA, else datasets/, else "
+                                                "~/.cache/scratchnet)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list the files that match")
+    p.set_defaults(func=cmd_data_verify)
     return parser
 
 

@@ -14,55 +14,18 @@ Legend: N examples, B batch, K classes.
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
+from ._alloc import keep_freed_memory
 from ._random import get_rng
-from .backend import asnumpy, get_array_module
+from .backend import get_array_module
+from .data import batches as make_batches
+from .metrics import _correct, _is_classification, accuracy, confusion_matrix  # noqa: F401  (re-exported)
 from .nn.module import no_grad
+from .progress import progress, progress_disabled  # noqa: F401  (re-exported)
 
-__all__ = ["progress", "progress_disabled", "History", "fit", "evaluate", "predict", "accuracy",
-           "confusion_matrix"]
-
-
-# -- progress bars ---------------------------------------------------------------------------------
-def _in_notebook_kernel() -> bool:
-    """True inside a Jupyter kernel (where tqdm.auto draws a widget)."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:  # never import IPython just to ask
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def progress_disabled(disable=None) -> bool:
-    """Resolve ``disable=None``: quiet when ``SCRATCHNET_PROGRESS=0``, or when stdout is neither a
-    terminal nor a notebook kernel (logs, pytest, headless runs). ``SCRATCHNET_PROGRESS=1`` forces bars on."""
-    if disable is not None:
-        return bool(disable)
-    env = os.environ.get("SCRATCHNET_PROGRESS")
-    if env in ("0", "1"):
-        return env == "0"
-    try:
-        tty = sys.stdout.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stdout
-        tty = False
-    return not (tty or _in_notebook_kernel())
-
-
-def progress(iterable=None, *, disable=None, **kw):
-    """The one progress bar of the library: ``tqdm.auto.tqdm`` with a resolved ``disable``.
-
-    ``disable=None`` follows ``progress_disabled``, so headless notebook runs (``scratchnet run``
-    sets ``SCRATCHNET_PROGRESS=0``) never store a frozen widget. Other keywords go to tqdm
-    (``total``, ``desc``, ``leave``, ...).
-    """
-    from tqdm.auto import tqdm
-    return tqdm(iterable, disable=progress_disabled(disable), **kw)
+__all__ = ["History", "fit", "evaluate", "predict"]
 
 
 # -- the record of a training run -------------------------------------------------------------------
@@ -96,52 +59,6 @@ class History:
         return asdict(self)
 
 
-# -- metrics -----------------------------------------------------------------------------------------
-def _is_classification(logits, y) -> bool:
-    """Integer targets indexing the last axis of the logits: what CrossEntropyLoss trains on."""
-    return (y is not None and hasattr(y, "dtype") and y.dtype.kind in "iu"
-            and tuple(logits.shape[:-1]) == tuple(y.shape))
-
-
-def _correct(logits, y):
-    """(number of correct argmax predictions, number of counted targets); negative targets
-    (``ignore_index=-100``) are not counted."""
-    xp = get_array_module(logits, y)
-    valid = y >= 0  # (N[, T]) positions that count
-    hits = (logits.argmax(axis=-1) == y) & valid
-    return int(xp.count_nonzero(hits)), int(xp.count_nonzero(valid))
-
-
-def accuracy(logits, y) -> float:
-    """Fraction of targets whose class has the largest logit. logits (N, K) or (N, T, K), y (N[, T])
-    integers; negative targets are ignored."""
-    if not _is_classification(logits, y):
-        raise ValueError(f"accuracy: expected logits (..., K) and integer targets of shape logits.shape[:-1]; "
-                         f"got logits {tuple(logits.shape)}, targets {tuple(getattr(y, 'shape', ()))} "
-                         f"{getattr(y, 'dtype', type(y).__name__)}")
-    hits, count = _correct(logits, y)
-    return hits / max(count, 1)
-
-
-def confusion_matrix(pred, y, num_classes: int) -> np.ndarray:
-    """(K, K) int64 counts on the CPU: row = true class, column = predicted class.
-
-    ``pred`` are class indices shaped like ``y``, or logits with one more (last) axis.
-    """
-    pred, y = asnumpy(pred), asnumpy(y)
-    if pred.ndim == y.ndim + 1:
-        pred = pred.argmax(axis=-1)
-    if pred.shape != y.shape:
-        raise ValueError(f"confusion_matrix: pred {pred.shape} and targets {y.shape} differ in shape")
-    pred, y = pred.reshape(-1).astype(np.int64), y.reshape(-1).astype(np.int64)
-    for name, a in (("pred", pred), ("targets", y)):
-        if a.size and (a.min() < 0 or a.max() >= num_classes):
-            raise ValueError(f"confusion_matrix: {name} must lie in [0, {num_classes}), "
-                             f"got range [{a.min()}, {a.max()}]")
-    counts = np.bincount(y * num_classes + pred, minlength=num_classes * num_classes)  # (K·K,)
-    return counts.reshape(num_classes, num_classes)
-
-
 # -- batching ------------------------------------------------------------------------------------------
 def _epoch_batches(data, batch_size, *, shuffle, rng):
     """Batches of ``data``: a tuple of arrays goes through ``scratchnet.data.batches``; a callable
@@ -149,9 +66,19 @@ def _epoch_batches(data, batch_size, *, shuffle, rng):
     if callable(data):
         batches = data()
     else:
-        from .data import batches as make_batches  # imported here: data imports this module
         batches = make_batches(*data, batch_size=batch_size, shuffle=shuffle, rng=rng)
     return batches, (len(batches) if hasattr(batches, "__len__") else None)
+
+
+def _check_not_empty(op: str, name: str, data) -> None:
+    """ValueError when a tuple of arrays has no rows (a callable is checked by what it yields)."""
+    if callable(data) or not isinstance(data, (tuple, list)) or not data:
+        return
+    first = data[0]
+    if hasattr(first, "shape") and len(first.shape) and first.shape[0] == 0:
+        raise ValueError(f"{op}: the {name} data is empty (its arrays have shapes "
+                         f"{', '.join(str(tuple(getattr(a, 'shape', ()))) for a in data)}); nothing to "
+                         f"{'train on' if name == 'training' else 'evaluate'}")
 
 
 def _batch_len(xb) -> int:
@@ -210,8 +137,10 @@ class _TrainingMode:
 def evaluate(model, loss_fn, data, *, batch_size=256, prepare=None, metrics=("accuracy",), disable=True) -> dict:
     """Mean loss (and accuracy for integer targets) over ``data=(X, y)`` in eval mode under ``no_grad``.
 
-    Nothing is cached and each module's training flag is restored afterwards.
+    Nothing is cached and each module's training flag is restored afterwards. Raises ValueError
+    when ``data`` holds no examples (a mean over nothing is not a loss of 0).
     """
+    _check_not_empty("evaluate", "evaluation", data)
     meter = _Meter(metrics)
     batches, total = _epoch_batches(data, batch_size, shuffle=False, rng=None)
     with no_grad(), _TrainingMode(model, False):
@@ -221,6 +150,8 @@ def evaluate(model, loss_fn, data, *, batch_size=256, prepare=None, metrics=("ac
                 xb, yb = prepare(xb, yb, False)
             logits = model(xb)
             meter.add(float(loss_fn(logits, yb)), logits, yb, _batch_len(xb))
+    if meter.n == 0:
+        raise ValueError("evaluate: the data gave no examples (no batches, or only empty ones)")
     return meter.result()
 
 
@@ -236,6 +167,13 @@ def predict(model, X, *, batch_size=256, prepare=None, disable=True):
     if not outs:
         raise ValueError("predict: X is empty")
     return get_array_module(outs[0]).concatenate(outs, axis=0)  # (N, ...) like one big forward
+
+
+def _diverged(history, message) -> FloatingPointError:
+    """The error ``fit`` raises when a loss stops being finite, carrying the history so far."""
+    error = FloatingPointError(message)
+    error.history = history
+    return error
 
 
 # -- training ----------------------------------------------------------------------------------------------
@@ -257,10 +195,21 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
         callables ``metric(logits, yb) -> float`` averaged over examples.
     on_epoch_end: ``on_epoch_end(epoch, history)``; returning True stops training.
 
-    Raises FloatingPointError naming the epoch and step when the loss becomes NaN or infinite.
+    Raises ValueError when the training (or validation) data holds no examples, and
+    FloatingPointError when the training loss of a step, or the validation loss of an epoch,
+    becomes NaN or infinite; the error names the epoch (and step) and carries ``.history``, the
+    epochs finished so far.
+
+    Training allocates the same large arrays every step, so ``fit`` first asks the C allocator to
+    keep freed memory for reuse (``scratchnet.keep_freed_memory``, see ``scratchnet/_alloc.py``;
+    ``SCRATCHNET_MALLOC=default`` opts out). This is process-wide and stays after ``fit`` returns.
     """
     if scheduler_per not in ("epoch", "step"):
         raise ValueError(f"fit: scheduler_per must be 'epoch' or 'step', got {scheduler_per!r}")
+    _check_not_empty("fit", "training", train)
+    if val is not None:
+        _check_not_empty("fit", "validation", val)
+    keep_freed_memory()
     rng = get_rng(rng)
     history = History()
     start = time.perf_counter()
@@ -281,10 +230,9 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
             if not math.isfinite(loss_value):
                 for m in (model, loss_fn):  # drop the half-used caches
                     getattr(m, "clear_caches", lambda: None)()
-                raise FloatingPointError(
-                    f"fit: the loss became {loss_value} at epoch {epoch}, step {step} (after "
-                    f"{len(history.step_loss)} good steps); lower the learning rate, clip gradients "
-                    f"(clip_norm=...) or check the inputs for NaN/inf")
+                raise _diverged(history, f"fit: the loss became {loss_value} at epoch {epoch}, step {step} (after "
+                                         f"{len(history.step_loss)} good steps); lower the learning rate, clip "
+                                         f"gradients (clip_norm=...) or check the inputs for NaN/inf")
             optimizer.zero_grad()
             model.backward(loss_fn.backward())
             if clip_norm is not None:
@@ -299,6 +247,9 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
                 bar.set_postfix(loss=f"{meter.loss / meter.n:.4f}", refresh=False)
             if log_every and step % log_every == 0:
                 print(f"epoch {epoch} step {step}: loss {meter.loss / meter.n:.4f}", flush=True)
+        if meter.n == 0:
+            raise ValueError(f"fit: epoch {epoch} gave no training examples (the training data yielded no "
+                             "batches); nothing to train on")
         row = {"epoch": epoch, **meter.result("train_")}
         if val is not None:
             row.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val, batch_size=batch_size,
@@ -310,6 +261,11 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
         row["seconds"] = time.perf_counter() - t0
         history.epochs.append(row)
         history.seconds = time.perf_counter() - start
+        if not math.isfinite(row.get("val_loss", 0.0)):  # the training loss's guard, once per epoch
+            raise _diverged(history, f"fit: the validation loss became {row['val_loss']} after epoch {epoch} "
+                                     f"(training loss {row['train_loss']:.4g}); check the validation inputs for "
+                                     f"NaN/inf and the running statistics of normalisation layers; "
+                                     f"history.epochs[-1] holds that epoch")
         epoch_bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_"))})
         if log_every:
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)

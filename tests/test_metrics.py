@@ -1,7 +1,8 @@
-"""Edit distance, CER and WER on hand-worked cases."""
+"""Accuracy, the confusion matrix, edit distance, CER and WER on hand-worked cases."""
+import numpy as np
 import pytest
 
-from scratchnet.metrics import cer, edit_distance, wer
+from scratchnet.metrics import accuracy, cer, confusion_matrix, edit_distance, wer
 
 
 def test_edit_distance():
@@ -28,3 +29,17 @@ def test_errors():
         cer(["a"], ["a", "b"])
     with pytest.raises(TypeError):
         wer("a", ["a"])
+
+
+def test_accuracy_and_confusion_matrix_by_hand():
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
+    y = np.array([0, 1, 1, 2])
+    assert accuracy(logits, y) == pytest.approx(0.5)
+    assert accuracy(logits, np.array([0, 1, -100, -100])) == pytest.approx(1.0)  # ignored targets
+    cm = confusion_matrix(logits, y, 3)
+    np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(confusion_matrix(np.array([2, 2]), np.array([0, 2]), 3).sum(axis=0), [0, 0, 2])
+    with pytest.raises(ValueError, match="confusion_matrix"):
+        confusion_matrix(np.array([3]), np.array([0]), 3)
+    with pytest.raises(ValueError, match="accuracy"):
+        accuracy(logits, y.astype(np.float32))

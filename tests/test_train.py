@@ -1,11 +1,12 @@
-"""fit / evaluate / predict / accuracy / confusion_matrix on tiny generated problems."""
+"""fit / evaluate / predict and the progress bar on tiny generated problems."""
 import numpy as np
 import pytest
 
-from scratchnet import nn
+import scratchnet.train
+from scratchnet import metrics, nn
 from scratchnet.optim import SGD, StepLR
-from scratchnet.train import (History, accuracy, confusion_matrix, evaluate, fit, predict, progress,
-                              progress_disabled)
+from scratchnet.progress import progress, progress_disabled
+from scratchnet.train import History, evaluate, fit, predict
 
 
 def blobs(rng, n=200):
@@ -89,20 +90,6 @@ def test_evaluate_and_predict_restore_mode_and_cache_nothing(rng):
     assert all(not m._caches for m in model.modules()) and not loss_fn._caches
 
 
-def test_accuracy_and_confusion_matrix_by_hand():
-    logits = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
-    y = np.array([0, 1, 1, 2])
-    assert accuracy(logits, y) == pytest.approx(0.5)
-    assert accuracy(logits, np.array([0, 1, -100, -100])) == pytest.approx(1.0)  # ignored targets
-    cm = confusion_matrix(logits, y, 3)
-    np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [1, 0, 0]])
-    np.testing.assert_array_equal(confusion_matrix(np.array([2, 2]), np.array([0, 2]), 3).sum(axis=0), [0, 0, 2])
-    with pytest.raises(ValueError, match="confusion_matrix"):
-        confusion_matrix(np.array([3]), np.array([0]), 3)
-    with pytest.raises(ValueError, match="accuracy"):
-        accuracy(logits, y.astype(np.float32))
-
-
 def test_progress_disable_rules(monkeypatch):
     assert progress_disabled(True) and not progress_disabled(False)
     monkeypatch.setenv("SCRATCHNET_PROGRESS", "0")
@@ -112,3 +99,49 @@ def test_progress_disable_rules(monkeypatch):
     monkeypatch.delenv("SCRATCHNET_PROGRESS")
     assert progress_disabled(None)  # pytest captures stdout: not a terminal, not a kernel
     assert list(progress(range(3))) == [0, 1, 2]
+
+
+def test_moved_helpers_are_still_importable_from_train():
+    assert scratchnet.train.accuracy is metrics.accuracy
+    assert scratchnet.train.confusion_matrix is metrics.confusion_matrix
+    assert scratchnet.train.progress is progress and scratchnet.train.progress_disabled is progress_disabled
+
+
+def test_fit_on_an_empty_training_set_raises(rng):
+    x, y = blobs(rng, 20)
+    model = mlp(rng)
+    opt = SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    with pytest.raises(ValueError, match=r"fit: the training data is empty .*\(0, 2\)"):
+        fit(model, loss_fn, opt, (x[:0], y[:0]), epochs=1, batch_size=4, disable=True)
+    with pytest.raises(ValueError, match="fit: epoch 1 gave no training examples"):
+        fit(model, loss_fn, opt, lambda: [], epochs=1, batch_size=4, disable=True)
+    with pytest.raises(ValueError, match="fit: the validation data is empty"):
+        fit(model, loss_fn, opt, (x, y), (x[:0], y[:0]), epochs=1, batch_size=4, disable=True)
+    with pytest.raises(ValueError, match="evaluate: the data gave no examples"):
+        evaluate(model, loss_fn, lambda: iter(()))
+    with pytest.raises(ValueError, match="evaluate: the evaluation data is empty"):
+        evaluate(model, loss_fn, (x[:0], y[:0]))
+
+
+def test_fit_nan_validation_loss_stops_like_the_training_guard(rng):
+    x, y = blobs(rng, 40)
+    xv, yv = blobs(rng, 20)
+    xv[3] = np.nan  # the training data is fine, the validation data is not
+    model = mlp(rng)
+    with pytest.raises(FloatingPointError, match=r"validation loss became nan after epoch 1") as info:
+        fit(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (x, y), (xv, yv), epochs=3,
+            batch_size=10, rng=rng, disable=True)
+    history = info.value.history
+    assert len(history.epochs) == 1 and np.isnan(history.epochs[0]["val_loss"])  # stopped after that epoch
+    assert np.isfinite(history.epochs[0]["train_loss"]) and len(history.step_loss) == 4
+
+
+def test_fit_keeps_freed_memory(rng, monkeypatch):
+    calls = []
+    monkeypatch.setattr(scratchnet.train, "keep_freed_memory", lambda: calls.append(1) or True)
+    x, y = blobs(rng, 20)
+    model = mlp(rng)
+    fit(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (x, y), epochs=1, batch_size=10,
+        disable=True)
+    assert calls == [1]

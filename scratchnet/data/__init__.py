@@ -7,10 +7,21 @@
 Files live under ``data_root()/<name>/`` ($SCRATCHNET_DATA, else the repository's datasets/, else
 ~/.cache/scratchnet); ``dataset_path(name)`` checks them by sha256 and downloads what is missing.
 """
-from .audio import CharVocab, ConnectedUtterance, DIGIT_VOCAB, Utterance, connected_digits, load_fsdd, log_mel, mfcc, normalize_features, pad_batch  # noqa: F401
+from .audio import (  # noqa: F401
+    DIGIT_VOCAB,
+    CharVocab,
+    ConnectedUtterance,
+    Utterance,
+    connected_digits,
+    load_fsdd,
+    log_mel,
+    mfcc,
+    normalize_features,
+    pad_batch,
+)
 from .batching import Batches, batches, one_hot, train_val_split  # noqa: F401
 from .download import ChecksumError, DownloadError, download, sha256_file  # noqa: F401
 from .idx import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, read_idx  # noqa: F401
 from .optdigits import load_optdigits  # noqa: F401
-from .registry import data_root, dataset_info, dataset_path, list_datasets, load_registry, verify_dataset  # noqa: F401
+from .registry import cache_root, data_root, dataset_info, dataset_path, list_datasets, load_registry, verify_dataset  # noqa: F401
 from .tinyshakespeare import load_tinyshakespeare  # noqa: F401

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..train import progress as progress_bar
+from ..progress import progress as progress_bar
 
 __all__ = ["download", "sha256_file", "DownloadError", "ChecksumError"]
 
@@ -60,7 +60,7 @@ def download(url, dest, *, sha256, size=None, progress=True) -> Path:
     server's Content-Length) and ``sha256`` match, the part file is renamed to ``dest`` with
     ``os.replace``. Otherwise the part file is removed and the next mirror is tried. ``sha256=None``
     skips the digest check: only for archives whose members are checked one by one afterwards.
-    ``progress``: a byte-count bar where the library shows bars (see ``train.progress_disabled``);
+    ``progress``: a byte-count bar where the library shows bars (see ``scratchnet.progress``);
     False hides it.
     Raises ChecksumError when every failure was a mismatch, DownloadError otherwise; both say where
     to put the file by hand.

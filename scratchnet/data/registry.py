@@ -8,6 +8,12 @@ Every dataset keeps its upstream file layout under ``<root>/<name>/``. A registr
 files (size and sha256 each) and where they come from: ``mirrors`` (base URLs tried in order, a
 file's URL is base + its name, plus any ``urls`` of its own), or an ``archive`` (a tar.gz whose
 members under ``prefix`` are the files), or ``manual`` (instructions only).
+
+A file hashed once is not hashed again while its size, modification time and inode change time
+stay the same: that record lives in a cache folder (``$SCRATCHNET_CACHE``, else
+``~/.cache/scratchnet``), under ``verified/``, one file per dataset folder keyed by its absolute
+path, never in the data root, which may be read-only or shared. ``verify_dataset(name,
+rehash=True)`` (``scratchnet data verify``) ignores the record and hashes every file again.
 """
 from __future__ import annotations
 
@@ -15,21 +21,22 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
+import secrets
 import tarfile
 from pathlib import Path, PurePosixPath
 
 from .download import DownloadError, sha256_file
 from .download import download as fetch_file  # `download` is dataset_path's flag
 
-__all__ = ["data_root", "dataset_path", "dataset_info", "list_datasets", "load_registry", "verify_dataset"]
+__all__ = ["data_root", "cache_root", "dataset_path", "dataset_info", "list_datasets", "load_registry",
+           "verify_dataset"]
 
 _HERE = Path(__file__).resolve().parent
 _REPO_DATASETS = _HERE.parents[1] / "datasets"  # <repo>/datasets next to the package (editable installs)
 _REGISTRY_FILES = (_HERE / "registry.json", _REPO_DATASETS / "registry.json")  # packaged copy first
-_VERIFIED = ".verified.json"  # per-dataset memo of checked files: {file: [size, mtime_ns, sha256]}
+_MEMO_FORMAT = 2  # memo of checked files: {"folder": abs path, "files": {file: [size, mtime_ns, ctime_ns, sha256]}}
 _registry = None  # the parsed registry, loaded once
-_checked = {}  # absolute path -> (size, mtime_ns, sha256) verified in this process
+_checked = {}  # absolute path -> (size, mtime_ns, ctime_ns, sha256) verified in this process
 
 
 def load_registry() -> dict:
@@ -69,6 +76,13 @@ def data_root() -> Path:
     if (_REPO_DATASETS / "registry.json").is_file():
         return _REPO_DATASETS
     return Path.home() / ".cache" / "scratchnet"
+
+
+def cache_root() -> Path:
+    """The folder for scratchnet's own bookkeeping (the record of checked files, under ``verified/``):
+    ``$SCRATCHNET_CACHE`` if set, else ``~/.cache/scratchnet``. Nothing fails when it is not writable."""
+    env = os.environ.get("SCRATCHNET_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "scratchnet"
 
 
 def dataset_path(name: str, *, root=None, download=True) -> Path:
@@ -115,39 +129,62 @@ def dataset_path(name: str, *, root=None, download=True) -> Path:
     return folder
 
 
-def verify_dataset(name: str, *, root=None):
+def verify_dataset(name: str, *, root=None, rehash=False, on_file=None):
     """Check the files of ``name`` under ``<root>/<name>``: returns ``(missing, bad)``.
 
     ``missing`` lists the registered files that are absent; ``bad`` lists ``(file, reason)`` for
-    those whose size or sha256 differ. A file verified before with the same size and mtime is not
-    hashed again (``.verified.json`` in the folder when it is writable, and a per-process memo).
+    those whose size or sha256 differ. A file verified before with the same size, mtime and ctime
+    is not hashed again (a record in ``cache_root()/verified/`` and a per-process memo), unless
+    ``rehash=True``, which hashes every present file (``scratchnet data verify``).
+    ``on_file(file, problem)`` is called once per registered file, ``problem`` being None (it
+    matches), "missing" or the reason it is bad.
     """
     entry = dataset_info(name)
     folder = (Path(root).expanduser() if root is not None else data_root()) / name
     memo = _read_memo(folder)
-    missing, bad, updated = [], [], False
+    missing, bad, changed = [], [], False
     for rel, info in entry["files"].items():  # one registered file per pass
         path = folder / _safe_rel(rel)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+        problem = _check_file(path, info, memo.get(rel), rehash)
+        if problem == "missing":
             missing.append(rel)
-            continue
-        if st.st_size != info["size"]:
-            bad.append((rel, f"{st.st_size:,} bytes, expected {info['size']:,}"))
-            continue
-        stamp = [st.st_size, st.st_mtime_ns, info["sha256"]]
-        if memo.get(rel) == stamp or _checked.get(str(path)) == tuple(stamp):
-            continue
-        digest = sha256_file(path)
-        if digest != info["sha256"]:
-            bad.append((rel, f"sha256 {digest}, expected {info['sha256']}"))
-            continue
-        memo[rel], updated = stamp, True
-        _checked[str(path)] = tuple(stamp)
-    if updated:
+        elif problem is not None:
+            bad.append((rel, problem))
+        if problem is None:  # record the good ...
+            stamp = list(_checked[str(path)])
+            if memo.get(rel) != stamp:
+                memo[rel], changed = stamp, True
+        elif rel in memo:  # ... and forget the bad
+            del memo[rel]
+            changed = True
+        if on_file is not None:
+            on_file(rel, problem)
+    if changed:
         _write_memo(folder, memo)
     return missing, bad
+
+
+def _check_file(path: Path, info: dict, recorded, rehash: bool):
+    """None when ``path`` matches the registry (hashed now, or recorded with the same stamp),
+    "missing", or the reason it does not match."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        _checked.pop(str(path), None)
+        return "missing"
+    if st.st_size != info["size"]:
+        _checked.pop(str(path), None)
+        return f"{st.st_size:,} bytes, expected {info['size']:,}"
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, info["sha256"])
+    if not rehash and (recorded == list(stamp) or _checked.get(str(path)) == stamp):
+        _checked[str(path)] = stamp
+        return None
+    digest = sha256_file(path)
+    if digest != info["sha256"]:
+        _checked.pop(str(path), None)
+        return f"sha256 {digest}, expected {info['sha256']}"
+    _checked[str(path)] = stamp
+    return None
 
 
 # -- fetching ------------------------------------------------------------------------------------------
@@ -249,26 +286,34 @@ def _safe_rel(rel: str) -> Path:
     return Path(*parts)
 
 
+def _memo_path(folder: Path) -> Path:
+    """Where the record of ``folder``'s checked files lives: in the cache, keyed by the folder's absolute path."""
+    key = hashlib.sha256(str(folder.absolute()).encode("utf-8")).hexdigest()[:16]
+    return cache_root() / "verified" / f"{folder.name}-{key}.json"
+
+
 def _read_memo(folder: Path) -> dict:
+    """``{file: [size, mtime_ns, ctime_ns, sha256]}`` recorded for ``folder``; empty when there is none."""
     try:
-        memo = json.loads((folder / _VERIFIED).read_text(encoding="utf-8"))
-        return memo if isinstance(memo, dict) else {}
+        memo = json.loads(_memo_path(folder).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if (not isinstance(memo, dict) or memo.get("format") != _MEMO_FORMAT
+            or memo.get("folder") != str(folder.absolute()) or not isinstance(memo.get("files"), dict)):
+        return {}
+    return memo["files"]
 
 
-def _write_memo(folder: Path, memo: dict) -> None:
-    """Save the memo atomically; a read-only folder just keeps the per-process memo.
-
-    "Read-only" is judged by the folder's permission bits, not by a failed write: a superuser can
-    write anywhere, and a dataset folder shipped read-only must stay exactly as it was shipped.
-    """
-    tmp = folder / (_VERIFIED + ".tmp")
+def _write_memo(folder: Path, files: dict) -> None:
+    """Save the record atomically in the cache; when the cache is not writable, skip it silently
+    (the per-process memo still holds). The data folder itself is never written to."""
+    path = _memo_path(folder)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        if not folder.stat().st_mode & stat.S_IWUSR:
-            return
-        tmp.write_text(json.dumps(memo, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, folder / _VERIFIED)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"format": _MEMO_FORMAT, "folder": str(folder.absolute()), "files": files}
+        tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -280,7 +325,8 @@ def _remember(folder: Path, entry: dict, rels) -> None:
     for rel in rels:  # one checked file per pass
         path = folder / _safe_rel(rel)
         st = path.stat()
-        memo[rel] = [st.st_size, st.st_mtime_ns, entry["files"][rel]["sha256"]]
-        _checked[str(path)] = tuple(memo[rel])
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, entry["files"][rel]["sha256"])
+        memo[rel] = list(stamp)
+        _checked[str(path)] = stamp
     if rels:
         _write_memo(folder, memo)

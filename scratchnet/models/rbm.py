@@ -17,6 +17,7 @@ from .. import functional as F
 from .._random import get_rng
 from ..backend import get_array_module
 from ..nn.module import Module, Parameter
+from ..progress import progress
 
 __all__ = ["RBM", "base_rate_biases", "binarize"]
 
@@ -135,7 +136,6 @@ class RBM(Module):
         ``seconds``; ``log`` (a callable) receives each dict. ``binary_data=False`` accepts probabilities
         in [0, 1] as data (the layers of a DBN above the pixels).
         """
-        from ..train import progress  # the one progress-bar wrapper
         self._check(data, "RBM.fit", binary=binary_data)
         rng = get_rng(rng)
         xp = get_array_module(self.weight.data)

@@ -5,6 +5,6 @@ from .ctc import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
-from .module import Module, Parameter, Sequential, is_grad_enabled, no_grad  # noqa: F401
+from .module import CheckpointError, Module, Parameter, Sequential, is_grad_enabled, no_grad  # noqa: F401
 from .recurrent import *  # noqa: F401,F403
 from .transformer import *  # noqa: F401,F403

@@ -76,7 +76,8 @@ class MultiHeadAttention(Module):
         if key_padding_mask is not None:
             if key_padding_mask.dtype.kind != "b" or key_padding_mask.shape != (N, Tk):
                 raise ValueError(f"MultiHeadAttention: expected a boolean key_padding_mask of shape (N, Tk) = "
-                                 f"{(N, Tk)} (True = pad), got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")
+                                 f"{(N, Tk)} (True = pad), got {key_padding_mask.dtype} "
+                                 f"{tuple(key_padding_mask.shape)}")
             keep = ~key_padding_mask[:, None, None, :]  # (N, 1, 1, Tk)
         if attn_mask is not None:
             if attn_mask.dtype.kind != "b":
@@ -169,7 +170,8 @@ class AdditiveAttention(Module):
         rng = get_rng(rng)
         self.wq = Parameter(init.glorot_uniform((query_dim, attn_dim), rng=rng, dtype=dtype))
         self.wk = Parameter(init.glorot_uniform((key_dim, attn_dim), rng=rng, dtype=dtype))
-        self.v = Parameter(init.uniform((attn_dim,), -1 / math.sqrt(attn_dim), 1 / math.sqrt(attn_dim), rng=rng, dtype=dtype))
+        bound = 1 / math.sqrt(attn_dim)
+        self.v = Parameter(init.uniform((attn_dim,), -bound, bound, rng=rng, dtype=dtype))
 
     def forward(self, query, keys, values, *, mask=None):
         out, cache = F.additive_attention(query, keys, values, self.wq.data, self.wk.data, self.v.data, mask=mask)

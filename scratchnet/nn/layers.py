@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
-from .module import Module, Parameter
 from . import init
+from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "Identity", "Flatten", "Reshape", "Dropout",
            "BatchNorm1d", "BatchNorm2d", "LayerNorm",
@@ -153,7 +153,8 @@ class Dropout(Module):
     def __init__(self, p=0.5, *, rng=None):
         super().__init__()
         self.p = p
-        self.rng = np.random.default_rng(get_rng(rng).integers(2**63)) if not isinstance(rng, np.random.Generator) else rng
+        own = isinstance(rng, np.random.Generator)
+        self.rng = rng if own else np.random.default_rng(get_rng(rng).integers(2**63))
 
     def forward(self, x):
         y, cache = F.dropout(x, p=self.p, training=self.training, rng=self.rng)

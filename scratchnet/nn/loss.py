@@ -42,7 +42,8 @@ class MSELoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    _fn, _bwd = staticmethod(F.binary_cross_entropy_with_logits), staticmethod(F.binary_cross_entropy_with_logits_backward)
+    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+    _bwd = staticmethod(F.binary_cross_entropy_with_logits_backward)
 
     def __init__(self, *, reduction="mean", pos_weight=None):
         super().__init__(reduction=reduction, pos_weight=pos_weight)

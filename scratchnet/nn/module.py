@@ -3,20 +3,77 @@
 A layer calls ``F.op`` in ``forward``, pushes the cache, and in ``backward`` pops it, ADDS each
 parameter gradient into ``p.grad`` and returns the input gradient. Caches form a stack, so a
 module used twice in one forward pass backpropagates correctly (backward runs in reverse order).
+A backward that raises leaves every cache stack as it was before the call, so it can be retried.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
+import secrets
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import get_array_module, to_device
+from ..backend import asnumpy, get_array_module, to_device
 
-__all__ = ["Parameter", "Module", "Sequential", "no_grad", "is_grad_enabled"]
+__all__ = ["Parameter", "Module", "Sequential", "no_grad", "is_grad_enabled", "CheckpointError"]
 
 _GRAD_ENABLED = [True]
+CHECKPOINT_FORMAT = "scratchnet-npz-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded: unreadable or corrupt, not a scratchnet checkpoint,
+    or holding weights that do not fit the model. The message names the file."""
+
+
+class _BackwardJournal(threading.local):
+    """The cache pushes and pops made since the outermost ``backward`` in progress began (per thread)."""
+
+    def __init__(self):
+        self.depth = 0  # how many Module.backward calls are running, nested
+        self.entries = []  # (module, popped cache) or (module, _PUSHED), in the order they happened
+
+
+_JOURNAL = _BackwardJournal()
+_PUSHED = object()  # journal marker: a cache pushed during backward (undone by popping it)
+
+
+def _undo(entries) -> None:
+    """Put every cache stack back as it was: undo the journal's pushes and pops, newest first."""
+    for module, cache in reversed(entries):
+        if cache is _PUSHED:
+            module._caches.pop()
+        else:
+            module._caches.append(cache)
+
+
+def _keeps_caches_on_error(backward):
+    """Wrap a ``backward`` so that, when it raises, every cache it (or a nested backward) popped
+    is pushed back: a retry with the right gradient then works. Nested calls share the outermost
+    call's journal; the popped caches stay referenced until that outermost call returns."""
+
+    @functools.wraps(backward)
+    def wrapper(self, *args, **kwargs):
+        journal = _JOURNAL
+        outermost = journal.depth == 0
+        journal.depth += 1
+        try:
+            return backward(self, *args, **kwargs)
+        except BaseException:
+            if outermost:
+                _undo(journal.entries)
+            raise
+        finally:
+            journal.depth -= 1
+            if outermost:
+                journal.entries.clear()
+
+    wrapper._keeps_caches_on_error = True
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -60,7 +117,19 @@ class Parameter:
 
 
 class Module:
-    """Base class: registers Parameters and submodules found in attributes (and lists of them)."""
+    """Base class: registers Parameters and submodules found in attributes (and lists of them).
+
+    Every subclass's ``backward`` is wrapped (``__init_subclass__``) so that an exception inside it
+    restores the cache stacks of every module it popped from; parameter gradients added before the
+    exception stay added (each ``*_backward`` checks its upstream gradient before any work, so a
+    wrong ``dy`` raises before anything is added).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        backward = cls.__dict__.get("backward")
+        if callable(backward) and not getattr(backward, "_keeps_caches_on_error", False):
+            cls.backward = _keeps_caches_on_error(backward)
 
     def __init__(self):
         self.training = True
@@ -72,13 +141,18 @@ class Module:
         """Save a forward cache for backward (nothing is saved inside ``no_grad``)."""
         if is_grad_enabled():
             self._caches.append(cache)
+            if _JOURNAL.depth:  # inside a backward (recomputation): undone if that backward raises
+                _JOURNAL.entries.append((self, _PUSHED))
 
     def pop(self):
         """The most recent forward cache; a clear error when backward comes before forward."""
         if not self._caches:
             raise RuntimeError(f"{type(self).__name__}.backward: no cached forward pass (call forward "
                                "first, outside no_grad(), once per backward)")
-        return self._caches.pop()
+        cache = self._caches.pop()
+        if _JOURNAL.depth:  # pushed back if the backward in progress raises
+            _JOURNAL.entries.append((self, cache))
+        return cache
 
     @property
     def caches(self) -> tuple:
@@ -178,23 +252,35 @@ class Module:
         return sd
 
     def load_state_dict(self, state, strict: bool = True):
-        """Copy arrays into parameters and buffers (in place, keeping device and dtype)."""
-        own = {n: ("param", p) for n, p in self.named_parameters()}
-        own.update({full: ("buffer", (mod, name)) for full, mod, name in self.named_buffers()})
+        """Copy arrays into parameters and buffers (in place, keeping device and dtype).
+
+        Every key, shape and dtype is checked before anything is copied, so a state that does not
+        fit leaves the module unchanged: KeyError for missing or unexpected keys (``strict``),
+        ValueError for a wrong shape, TypeError for a value that cannot be cast to the dtype
+        (float → float and int → float are fine; float → int, strings and objects are not).
+        """
+        name = type(self).__name__
+        own = {n: p.data for n, p in self.named_parameters()}
+        own.update({full: getattr(mod, attr) for full, mod, attr in self.named_buffers()})
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for key, (kind, target) in own.items():
+            raise KeyError(f"{name}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        ready = []  # (key, converted value): every check passes before the first copy
+        for key, current in own.items():  # one parameter or buffer per pass
             if key not in state:
                 continue
-            value = np.asarray(state[key])
-            current = target.data if kind == "param" else getattr(*target)
+            value = state[key]
+            value = asnumpy(value) if hasattr(value, "__cuda_array_interface__") else np.asarray(value)
             if tuple(value.shape) != tuple(current.shape):
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape {tuple(current.shape)} "
+                raise ValueError(f"{name}.load_state_dict: {key} has shape {tuple(current.shape)} "
                                  f"in the model but {tuple(value.shape)} in the state")
-            xp = get_array_module(current)
-            current[...] = xp.asarray(value, dtype=current.dtype)
+            if value.dtype.kind not in "biuf" or not np.can_cast(value.dtype, current.dtype, casting="same_kind"):
+                raise TypeError(f"{name}.load_state_dict: {key} has dtype {current.dtype} in the model but "
+                                f"{value.dtype} in the state, which does not cast to it")
+            ready.append((key, get_array_module(current).asarray(value, dtype=current.dtype)))
+        for key, value in ready:  # copy, now that everything fits
+            own[key][...] = value
         return self
 
     def config(self) -> dict:
@@ -202,31 +288,55 @@ class Module:
         return {"class": type(self).__name__}
 
     def save(self, path) -> None:
-        """Write weights and buffers to ``path`` (.npz) plus a JSON config entry; never pickles."""
+        """Write weights and buffers to ``path`` (.npz) plus a JSON config entry; never pickles.
+
+        The file is written beside ``path`` under a temporary name, flushed to disk, then moved over
+        ``path`` in one step (``os.replace``): a crash or an error mid-write leaves the previous
+        checkpoint intact and no temporary file behind.
+        """
         sd = self.state_dict()
-        meta = {"format": "scratchnet-npz-1", "config": self.config(), "keys": list(sd)}
+        meta = {"format": CHECKPOINT_FORMAT, "config": self.config(), "keys": list(sd)}
         arrays = {f"arr_{i}": v for i, v in enumerate(sd.values())}
         arrays["__meta__"] = np.array(json.dumps(meta))  # a unicode string array, not an object
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        path = os.fspath(path)
+        folder, base = os.path.split(os.path.abspath(path))
+        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "xb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # Ctrl-C included: the old checkpoint stays, the partial file goes
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable (POSIX)
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def load(self, path):
-        """Load weights saved by ``save`` into this module (``allow_pickle=False``: no code runs)."""
+        """Load weights saved by ``save`` into this module (``allow_pickle=False``: no code runs).
+
+        The whole file is read and checked (zip CRCs, the JSON entry, every key, shape and dtype)
+        before anything is copied, so a failed load leaves the module unchanged. Raises
+        CheckpointError (a ValueError) naming the file when it is unreadable, corrupt, not a
+        scratchnet checkpoint, saved from another class, or does not fit the model.
+        """
+        name = type(self).__name__
+        meta, arrays = _read_checkpoint(path, f"{name}.load")
+        config = meta.get("config")
+        saved = config.get("class") if isinstance(config, dict) else None
+        if saved is not None and saved != name:
+            raise CheckpointError(f"{name}.load: {path} was saved from a {saved}, not a {name}")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if "__meta__" not in z.files:
-                    raise ValueError(f"{type(self).__name__}.load: {path} is not a scratchnet checkpoint (no __meta__)")
-                meta = json.loads(str(z["__meta__"]))
-                state = OrderedDict((k, z[f"arr_{i}"]) for i, k in enumerate(meta["keys"]))
-        except ValueError as e:
-            if "pickle" in str(e).lower() or "Object arrays" in str(e):
-                raise ValueError(f"{type(self).__name__}.load: {path} contains pickled objects; "
-                                 "scratchnet checkpoints never unpickle") from e
-            raise
-        saved = meta.get("config", {}).get("class")
-        if saved is not None and saved != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}.load: checkpoint was saved from a {saved}")
-        return self.load_state_dict(state)
+            return self.load_state_dict(arrays)
+        except (KeyError, ValueError, TypeError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise CheckpointError(f"{name}.load: {path} does not fit this model: {message}") from e
 
     def to(self, device: str):
         """Move parameters, gradients and buffers to 'cpu' or 'gpu' (in place; returns self)."""
@@ -287,3 +397,35 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self.layers)
+
+
+def _read_checkpoint(path, op: str):
+    """(meta dict, OrderedDict of arrays) of a ``save``d file, every array read in full (so a zip CRC
+    error shows here); any problem with the file becomes one CheckpointError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__meta__" not in z.files:
+                raise CheckpointError(f"{op}: {path} is not a scratchnet checkpoint (no __meta__ entry)")
+            meta = json.loads(str(z["__meta__"]))
+            if isinstance(meta, dict) and meta.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+                raise CheckpointError(f"{op}: {path} has format {meta['format']!r}; this version reads "
+                                      f"{CHECKPOINT_FORMAT!r}")
+            keys = meta.get("keys") if isinstance(meta, dict) else None
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                raise CheckpointError(f"{op}: {path} has a malformed __meta__ entry (no list of keys)")
+            names = [f"arr_{i}" for i in range(len(keys))]
+            if sorted(names) != sorted(n for n in z.files if n != "__meta__"):
+                raise CheckpointError(f"{op}: {path} holds {len(z.files) - 1} arrays but its __meta__ "
+                                      f"lists {len(keys)} keys")
+            arrays = OrderedDict((k, z[n]) for k, n in zip(keys, names))
+    except CheckpointError:
+        raise
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # a wrong path, not a damaged file: the usual OSError says what is wrong
+    except Exception as e:  # BadZipFile, CRC errors, EOFError, zlib.error, JSONDecodeError, bad .npy headers, ...
+        if isinstance(e, ValueError) and ("pickle" in str(e).lower() or "Object arrays" in str(e)):
+            raise CheckpointError(f"{op}: {path} contains pickled objects; scratchnet checkpoints never "
+                                  "unpickle") from e
+        raise CheckpointError(f"{op}: {path} is corrupt or not a scratchnet checkpoint "
+                              f"({type(e).__name__}: {e})") from e
+    return meta, arrays

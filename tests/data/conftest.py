@@ -1,5 +1,6 @@
 """A throw-away HTTP server on 127.0.0.1 for the download tests: ``http_server.add(path, body)``
-serves bytes; ``short=True`` announces the full Content-Length but closes after half the body."""
+serves bytes; ``short=True`` announces the full Content-Length but closes after half the body.
+Every test here gets its own empty cache folder ($SCRATCHNET_CACHE) for the record of checked files."""
 import http.server
 import socket
 import threading
@@ -45,6 +46,14 @@ class _Server:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """A fresh $SCRATCHNET_CACHE per test, outside the test's tmp_path (which often is a data root)."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("SCRATCHNET_CACHE", str(cache))
+    return cache
 
 
 @pytest.fixture

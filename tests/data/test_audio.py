@@ -2,8 +2,17 @@
 import numpy as np
 import pytest
 
-from scratchnet.data.audio import (DIGIT_VOCAB, CharVocab, Utterance, connected_digits, load_fsdd, log_mel, mfcc,
-                                   normalize_features, pad_batch)
+from scratchnet.data.audio import (
+    DIGIT_VOCAB,
+    CharVocab,
+    Utterance,
+    connected_digits,
+    load_fsdd,
+    log_mel,
+    mfcc,
+    normalize_features,
+    pad_batch,
+)
 
 
 @pytest.fixture(scope="module")

@@ -95,8 +95,9 @@ def test_dataset_is_downloaded_then_reused(toy_registry, http_server, tmp_path):
     folder = dataset_path("toy", root=tmp_path)
     assert folder == tmp_path / "toy"
     assert (folder / "a.bin").read_bytes() == BODY and (folder / "sub" / "b.txt").read_bytes() == b"hello"
-    assert (folder / ".verified.json").is_file()
-    registry._checked.clear()  # a new process: only the memo file is left
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == ["a.bin", "b.txt"]  # the record is elsewhere
+    assert registry._memo_path(folder).is_file()
+    registry._checked.clear()  # a new process: only the record in the cache is left
     assert dataset_path("toy", root=tmp_path) == folder
     assert len(http_server.hits) == 2  # present and checked: nothing fetched again
 
@@ -172,4 +173,4 @@ def test_archive_with_a_bad_member_keeps_only_checked_files(toy_registry, http_s
         dataset_path("toy", root=tmp_path)
     folder = tmp_path / "toy"
     assert (folder / "a.bin").read_bytes() == BODY
-    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == [".verified.json", "a.bin"]
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == ["a.bin"]

@@ -4,8 +4,16 @@ import re
 import numpy as np
 import pytest
 
-from scratchnet.data import (data_root, dataset_info, list_datasets, load_optdigits, load_registry,
-                             load_tinyshakespeare, registry, verify_dataset)
+from scratchnet.data import (
+    data_root,
+    dataset_info,
+    list_datasets,
+    load_optdigits,
+    load_registry,
+    load_tinyshakespeare,
+    registry,
+    verify_dataset,
+)
 
 NAMES = ["bccd", "fashion-mnist", "fsdd", "mnist", "tinyshakespeare", "uci-optdigits"]
 

@@ -1,9 +1,15 @@
-"""Run a chapter's notebook headless and collect what it recorded (``scratchnet run NN-name``).
+"""Runs of a chapter's notebook: what the notebook records, and running it headless.
 
-The notebook runs in a fresh ``python3`` kernel whose working directory is the notebooks folder,
-with ``SCRATCHNET_QUICK`` set, progress bars off (``SCRATCHNET_PROGRESS=0``: no frozen widgets in
-the saved copy), matplotlib's inline backend (plots are stored in the executed copy), and ``SCRATCHNET_RECORD`` naming the JSON file that
-``scratchnet.record(...)`` fills. The executed copy, plots included, is saved under ``out_dir``.
+In the notebook, ``record(**metrics)`` (``sn.record(test_error=...)``) prints the metrics and, when
+``scratchnet run`` executes the notebook, adds them to the JSON file named by ``SCRATCHNET_RECORD``.
+
+``run_notebook(name)`` (``scratchnet run NN-name``) executes the notebook in a fresh ``python3``
+kernel whose working directory is the notebooks folder, with ``SCRATCHNET_QUICK`` set, progress bars
+off (``SCRATCHNET_PROGRESS=0``: no frozen widgets in the saved copy), matplotlib's inline backend
+(plots are stored in the executed copy), the allocator tuning of training loops
+(``SCRATCHNET_MALLOC=keep`` unless already set, see ``scratchnet/_alloc.py``) and
+``SCRATCHNET_RECORD`` naming the file that ``record`` fills. The executed copy, plots included, is
+saved under ``out_dir`` beside ``<name>.metrics.json``, which is strict JSON (NaN and ±inf as null).
 """
 from __future__ import annotations
 
@@ -14,8 +20,43 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["find_notebook", "run_notebook", "notebook_dirs", "NotebookError"]
+__all__ = ["record", "METRIC_NAMES", "json_safe", "find_notebook", "run_notebook", "notebook_dirs",
+           "NotebookError"]
 
+
+# -- recording, inside the notebook ----------------------------------------------------------------
+METRIC_NAMES = ("test_error", "test_accuracy", "cer", "wer", "val_loss", "log_likelihood", "map50", "mask_iou",
+                "fid", "inception_score", "seconds")
+
+
+def record(**metrics) -> dict:
+    """Record named metrics (floats); returns them as a dict."""
+    clean = {}
+    for k, v in metrics.items():
+        try:
+            clean[k] = float(v)
+        except (TypeError, ValueError):
+            clean[k] = v if isinstance(v, (str, int, bool)) or v is None else str(v)
+    path = os.environ.get("SCRATCHNET_RECORD")
+    if path:
+        old = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+        old.update(clean)
+        with open(path, "w") as f:
+            json.dump(old, f, indent=1)
+    print("recorded:", ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in clean.items()))
+    return clean
+
+
+def json_safe(metrics: dict) -> dict:
+    """A copy of ``metrics`` with NaN and ±inf replaced by None, so ``json.dumps(..., allow_nan=False)``
+    writes strict JSON (null) that every parser accepts."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+
+
+# -- running, from the command line ----------------------------------------------------------------
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the repository next to the package
 # figures are rendered into the executed copy as PNGs (the kernel's inline backend; no display needed)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -84,7 +125,8 @@ def _failed_cell(nb):
 
 
 def run_notebook(name, *, quick=False, timeout=None, out_dir="runs") -> dict:
-    """Execute a notebook headless; returns the metrics it recorded plus ``seconds`` of wall time.
+    """Execute a notebook headless; returns the metrics it recorded plus ``seconds`` of wall time
+    (as recorded: a NaN stays a float NaN here; the saved ``<name>.metrics.json`` has null).
 
     quick: set ``SCRATCHNET_QUICK=1`` (small subset / few steps) instead of 0.
     timeout: seconds allowed per cell (None: no limit).
@@ -107,7 +149,8 @@ def run_notebook(name, *, quick=False, timeout=None, out_dir="runs") -> dict:
     start = time.perf_counter()
     try:
         with _environ(SCRATCHNET_QUICK="1" if quick else "0", SCRATCHNET_PROGRESS="0", MPLBACKEND=INLINE_BACKEND,
-                      SCRATCHNET_RECORD=str(record_path), PYTHONPATH=pythonpath):
+                      SCRATCHNET_RECORD=str(record_path), PYTHONPATH=pythonpath,
+                      SCRATCHNET_MALLOC=os.environ.get("SCRATCHNET_MALLOC") or "keep"):
             client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         nbformat.write(nb, executed_path)
@@ -125,5 +168,5 @@ def run_notebook(name, *, quick=False, timeout=None, out_dir="runs") -> dict:
     nbformat.write(nb, executed_path)
     metrics = json.loads(record_path.read_text()) if record_path.exists() else {}
     metrics.setdefault("seconds", seconds)
-    record_path.write_text(json.dumps(metrics, indent=1))
+    record_path.write_text(json.dumps(json_safe(metrics), indent=1, allow_nan=False))
     return metrics
