@@ -3,6 +3,37 @@
 
 Legend: N batch, C channels, H×W spatial size, k kernel. All float32.
 ``python -m benchmarks.bench_conv`` also prints the ResNet conv's GFLOP/s beside NumPy's GEMM peak.
+
+The measurements behind the route choices of ``scratchnet/kernels/conv.py`` and
+``scratchnet/kernels/pool.py`` and the shape of their loop kernels (two cores, float32, forward and
+backward, median of interleaved rounds; rerun these workloads to check them on another machine):
+
+- conv2d, one GEMM per group over the whole batch against one GEMM per sample (NumPy's stacked
+  matmul, no transposes, single-threaded in OpenBLAS), per sample → whole batch on 2 idle cores:
+  LeNet C3 (N 64, 6→16, 14×14, k 5) 3.02 → 2.24 ms, C1 2.52 → 2.44 ms, C3 at N 8 0.38 → 0.34 ms,
+  a conv_transpose2d 16→8, 7→14: 2.24 → 1.96 ms. Never faster, so the per-sample GEMM route is
+  gone. With the other core taken by another job the whole-batch GEMMs wait on it (C3 3.0 → 5.5 ms;
+  PyTorch's threads suffer alike).
+- conv2d streamed sample by sample (STREAM_MIN_SAMPLE_COLS = 2^17 column entries per sample),
+  whole batch → streamed on 2 idle cores: ResNet 64→64 3×3 at 32×32, N 32: 85.0 → 68.5 ms; 32→32 at
+  28×28, N 128: 96.5 → 83.8 ms. A whole-batch unfold writes K times the input to main memory
+  (75 MB for the ResNet layer, plus the page faults of a fresh allocation) and its GEMMs read it
+  back. Below ~2^17 numbers per sample (64 channels at 14×14) the whole-batch GEMMs win. With one
+  core taken by another job the per-sample BLAS calls wait on it (ResNet layer 139 → 256 ms;
+  PyTorch's own time there: 148 ms, from 47 idle).
+- unfold/fold use the serial kernels below UNFOLD_PARALLEL_MIN_SIZE = 2^25 column entries: on 2
+  busy cores a ResNet 64→64 3×3 layer (19M column entries) runs 10 % faster with them, since a
+  parallel region leaves its workers spinning while the next GEMM wants the cores.
+- The unfold/fold row copies compiled as two small kernels of their own run 1.3–1.9× faster than
+  the same loops inlined in the padding branches (one thread, LeNet's C1/C3 and a 14×14 3×3 layer;
+  equal on a 32×32 ResNet layer, which is memory-bound); 1-D views instead of 6-D indexing: ~3×.
+- max pooling: the parallel kernels from PARALLEL_MIN_SIZE = 2^21 elements (a 2M-element max-pool
+  runs 2× faster in parallel, LeNet-sized inputs do not); the 2×2 / stride-2 kernels serial only
+  (on 2 busy cores the parallel forward was 4–8× slower); 2-D plane views halve the time of the
+  prange loop; in the 2×2 kernel the NaN-aware comparison costs ~9× the plain ``>``.
+- avg_pool2d's 2×2 / stride-2 window as four strided slices: 2.5× faster than unfold and sum.
+- local_response_norm's β = 3/4 as 1/(√s·√√s): 14 ms → 3 ms against NumPy's general power on
+  2.4M float32 numbers.
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Legend: N batch, C channels, K classes. All float32; the PyTorch twins do the same work
 (forward, backward, update) with PyTorch's default thread count.
+
+Elementwise kernels: NumPy's float32 tanh is a scalar loop (≈ 2.7 ns per element on the development
+machine); ``tanh_float32`` in scratchnet/kernels/activation_loops.py, a rational approximation,
+vectorises, which the fused recurrent cells of chapters 15 and 16 use.
 """
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""CTC loss forward + backward against PyTorch's (CPU)."""
+"""CTC loss forward + backward against PyTorch's (CPU).
+
+The route (scratchnet/kernels/ctc.py) runs the prange kernels from CTC_PARALLEL_MIN lattice cells
+N·T·L on and the serial twins below; this workload's lattice (32 × 100 × 41 = 131,200 cells) takes
+the parallel ones. The kernels also scan each sequence's frames for a NaN (NaN in → NaN out): one
+pass over N·T·C numbers, next to the N·T·L cells of each of the two lattice passes.
+"""
 import numpy as np
 
 import scratchnet.functional as F

@@ -3,6 +3,7 @@
 Legend: N batch, D visible/input units, H hidden units, L DSN hidden units, C outputs.
 PyTorch has no RBM or DSN, so the torch column is empty; ``python -m benchmarks.bench_energy``
 prints throughput and GEMM efficiency (achieved GFLOP/s over a measured float32 matmul peak).
+The DSN workload's ridge solve is ``scratchnet.linalg.ridge_solve`` (HᵀH, then one L × L solve).
 """
 from __future__ import annotations
 

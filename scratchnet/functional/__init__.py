@@ -8,8 +8,10 @@ from .conv import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .energy import *  # noqa: F401,F403
+from .gru import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .lstm import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403

@@ -1,7 +1,8 @@
 """Elementwise nonlinearities and the softmax family.
 
 Legend: any shape; ``axis`` is the softmax axis. Every backward returns dx of x's shape and dtype.
-See chapters/01-mlp.md#activations.
+The exact GELU makes one call into ``scratchnet/kernels/activation.py``, which runs either the
+reference below or a fused Numba loop. See chapters/01-mlp.md#activations.
 """
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import math
 
 import numpy as np
 
-from .._checks import check_float
-from .._jit import use_jit
+from .._checks import check_float, check_grad
 from ..backend import get_array_module
+from ..kernels import activation as _kernels
 
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
@@ -42,11 +43,12 @@ def relu(x):
     """y = max(x, 0). Backward: dx = dy ⊙ [x > 0]."""
     check_float("relu", "x", x)
     xp = get_array_module(x)
-    return xp.maximum(x, 0), (x > 0,)
+    return xp.maximum(x, 0), (x > 0, x.dtype)
 
 
 def relu_backward(dy, cache):
-    (positive,) = cache
+    positive, dtype = cache
+    check_grad("relu_backward", "dy", dy, positive.shape, dtype)
     return dy * positive
 
 
@@ -55,11 +57,12 @@ def leaky_relu(x, *, slope=0.01):
     check_float("leaky_relu", "x", x)
     xp = get_array_module(x)
     positive = x > 0
-    return xp.where(positive, x, slope * x), (positive, slope)
+    return xp.where(positive, x, slope * x), (positive, slope, x.dtype)
 
 
 def leaky_relu_backward(dy, cache):
-    positive, slope = cache
+    positive, slope, dtype = cache
+    check_grad("leaky_relu_backward", "dy", dy, positive.shape, dtype)
     xp = get_array_module(dy)
     return xp.where(positive, dy, slope * dy)
 
@@ -73,6 +76,7 @@ def sigmoid(x):
 
 def sigmoid_backward(dy, cache):
     (y,) = cache
+    check_grad("sigmoid_backward", "dy", dy, y.shape, y.dtype)
     return dy * y * (1.0 - y)
 
 
@@ -86,6 +90,7 @@ def tanh(x):
 
 def tanh_backward(dy, cache):
     (y,) = cache
+    check_grad("tanh_backward", "dy", dy, y.shape, y.dtype)
     return dy * (1.0 - y * y)
 
 
@@ -98,6 +103,7 @@ def silu(x):
 
 def silu_backward(dy, cache):
     x, s = cache
+    check_grad("silu_backward", "dy", dy, x.shape, x.dtype)
     return dy * s * (1.0 + x * (1.0 - s))
 
 
@@ -109,9 +115,11 @@ def softplus(x):
 
 def softplus_backward(dy, cache):
     (x,) = cache
+    check_grad("softplus_backward", "dy", dy, x.shape, x.dtype)
     return dy * stable_sigmoid(x)
 
 
+# start-gelu
 def gelu(x, *, approximate="none"):
     """y = x Φ(x) (exact, with erf) or the tanh approximation 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))).
 
@@ -121,11 +129,8 @@ def gelu(x, *, approximate="none"):
     check_float("gelu", "x", x)
     xp = get_array_module(x)
     if approximate == "none":
-        if use_jit() and xp is np and x.dtype in (np.float32, np.float64):
-            return _gelu_jit(x)
-        erf = _erf(xp)
-        phi_cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))  # Φ(x)
-        return x * phi_cdf, (x, phi_cdf, approximate)
+        y, phi_cdf = _kernels.gelu(x, reference=_gelu_exact)  # (...), (...) Φ(x), cached for the backward
+        return y, (x, phi_cdf, approximate)
     if approximate == "tanh":
         u = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)  # inner argument
         t = xp.tanh(u)
@@ -135,38 +140,27 @@ def gelu(x, *, approximate="none"):
 
 def gelu_backward(dy, cache):
     x, s, approximate = cache
-    xp = get_array_module(dy)
+    check_grad("gelu_backward", "dy", dy, x.shape, x.dtype)
     if approximate == "none":
-        if use_jit() and xp is np and dy.dtype == x.dtype and x.dtype in (np.float32, np.float64):
-            return _gelu_backward_jit(dy, x, s)
-        phi_pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)  # φ(x)
-        return dy * (s + x * phi_pdf)
+        return _kernels.gelu_backward(dy, x, s, reference=_gelu_exact_backward)
     t = s
     du = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)  # du/dx
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
 
 
-def _gelu_jit(x):
-    """Exact GELU through the fused Numba kernel (``scratchnet/kernels/activation_loops.py``)."""
-    from ..kernels import activation_loops as K
-    x = np.ascontiguousarray(x)
-    y = np.empty_like(x)  # (...) output
-    phi_cdf = np.empty_like(x)  # (...) Φ(x), cached for the backward
-    if x.dtype == np.float32:  # a SIMD rational erf, |error| < 5e-7 (a few float32 ulps)
-        f = np.float32
-        K.gelu_float32_kernel(x.reshape(-1), y.reshape(-1), phi_cdf.reshape(-1), f(_INV_SQRT_2), f(0.5), f(1.0))
-    else:  # float64: the C library's erf
-        K.gelu_kernel(x.reshape(-1), y.reshape(-1), phi_cdf.reshape(-1), _INV_SQRT_2)
-    return y, (x, phi_cdf, "none")
+def _gelu_exact(x):
+    """The exact GELU, vectorised: (y, Φ(x)) with Φ(x) = ½(1 + erf(x/√2))."""
+    xp = get_array_module(x)
+    phi_cdf = (0.5 * (1.0 + _erf(xp)(x * _INV_SQRT_2))).astype(x.dtype, copy=False)  # Φ(x): erf may widen float16
+    return x * phi_cdf, phi_cdf
 
 
-def _gelu_backward_jit(dy, x, phi_cdf):
-    from ..kernels import activation_loops as K
-    dy, x = np.ascontiguousarray(dy), np.ascontiguousarray(x)
-    dx = np.empty(x.shape, dtype=x.dtype)  # (...)
-    t = x.dtype.type
-    K.gelu_backward_kernel(dy.reshape(-1), x.reshape(-1), phi_cdf.reshape(-1), dx.reshape(-1), t(_INV_SQRT_2PI), t(-0.5))
-    return dx
+def _gelu_exact_backward(dy, x, phi_cdf):
+    """dx = dy ⊙ (Φ(x) + x φ(x)), φ(x) = e^{−x²/2}/√(2π), vectorised."""
+    xp = get_array_module(x)
+    phi_pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)  # φ(x)
+    return dy * (phi_cdf + x * phi_pdf)
+# end-gelu
 
 
 def _erf(xp):
@@ -197,6 +191,7 @@ def softmax(x, *, axis=-1):
 
 def softmax_backward(dy, cache):
     y, axis = cache
+    check_grad("softmax_backward", "dy", dy, y.shape, y.dtype)
     return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
 
 
@@ -214,5 +209,6 @@ def log_softmax(x, *, axis=-1):
 
 def log_softmax_backward(dy, cache):
     y, axis = cache
+    check_grad("log_softmax_backward", "dy", dy, y.shape, y.dtype)
     xp = get_array_module(dy)
     return dy - xp.exp(y) * dy.sum(axis=axis, keepdims=True)

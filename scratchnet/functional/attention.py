@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._checks import check_float, check_ndim, check_same_dtype
+from .._checks import check_float, check_grad, check_ndim, check_same_dtype
 from ..backend import get_array_module
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_backward",
@@ -48,6 +48,7 @@ def masked_softmax(s, keep):
 
 def masked_softmax_backward(dp, p):
     """ds = p ⊙ (dp − rowsum(dp ⊙ p)): zero wherever p is zero (masked keys)."""
+    check_grad("masked_softmax_backward", "dp", dp, p.shape, p.dtype)
     ds = dp * p  # (..., Tk) p ⊙ dp
     rowsum = ds.sum(axis=-1, keepdims=True)  # (..., 1) Σ_k dp ⊙ p
     ds -= p * rowsum  # in place: ds = p ⊙ dp − p ⊙ rowsum
@@ -113,7 +114,7 @@ def scaled_dot_product_attention(q, k, v, *, mask=None, causal=False, dropout_ma
         check_float(op, name, a)
         if a.ndim < 2:
             raise ValueError(f"{op}: expected {name} of shape (..., T, d), got shape {tuple(a.shape)}")
-    check_same_dtype(op, q=q, k=k, v=v)
+    check_same_dtype(op, q=q, k=k, v=v, dropout_mask=dropout_mask)
     if q.shape[:-2] != k.shape[:-2] or k.shape[:-1] != v.shape[:-1] or q.shape[-1] != k.shape[-1]:
         raise ValueError(f"{op}: expected q (..., Tq, dk), k (..., Tk, dk), v (..., Tk, dv) with the same "
                          f"leading axes; got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
@@ -133,6 +134,7 @@ def scaled_dot_product_attention(q, k, v, *, mask=None, causal=False, dropout_ma
 def scaled_dot_product_attention_backward(dy, cache):
     """dq, dk, dv of ``scaled_dot_product_attention`` (the scores are recomputed by nobody: P is cached)."""
     q, k, v, p, dropout_mask, scale = cache
+    check_grad("scaled_dot_product_attention_backward", "dy", dy, q.shape[:-1] + v.shape[-1:], q.dtype)
     xp = get_array_module(dy)
     pd = p if dropout_mask is None else p * dropout_mask  # (..., Tq, Tk)
     dv = xp.swapaxes(pd, -1, -2) @ dy  # (..., Tk, dv)
@@ -161,6 +163,38 @@ def _check_seq_attention(op, query, keys, values, mask):
             raise TypeError(f"{op}: mask must be a boolean array (True = keep), got dtype {mask.dtype}")
         if mask.shape != (N, Tk):
             raise ValueError(f"{op}: expected mask of shape (N, Tk) = {(N, Tk)}, got {tuple(mask.shape)}")
+
+
+def _check_dout(op, dout, alpha, values):
+    """dout = (dcontext (N, Dv), dweights (N, Tk)), either None, of the forward's dtype."""
+    if not isinstance(dout, (tuple, list)) or len(dout) != 2:
+        raise TypeError(f"{op}: expected dout = (dcontext, dweights) (either may be None), got {type(dout).__name__}"
+                        + (f" of length {len(dout)}" if isinstance(dout, (tuple, list)) else ""))
+    dcontext, dweights = dout
+    if dcontext is not None:
+        check_grad(op, "dcontext", dcontext, (values.shape[0], values.shape[2]), values.dtype)
+    if dweights is not None:
+        check_grad(op, "dweights", dweights, alpha.shape, alpha.dtype)
+
+
+class AdditiveAttentionCache(NamedTuple):
+    query: object  # (N, Dq)
+    keys: object  # (N, Tk, Dk)
+    values: object  # (N, Tk, Dv)
+    wq: object  # (Dq, A)
+    wk: object  # (Dk, A)
+    v: object  # (A,)
+    u: object  # (N, Tk, A) tanh(wqᵀ s + wkᵀ h_j)
+    alpha: object  # (N, Tk) the weights
+
+
+class DotAttentionCache(NamedTuple):
+    query: object  # (N, Dq)
+    keys: object  # (N, Tk, Dk)
+    values: object  # (N, Tk, Dv)
+    w: object  # (Dq, Dk) or None
+    qt: object  # (N, Dk) the query in key space
+    alpha: object  # (N, Tk) the weights
 
 
 # start-additive
@@ -197,7 +231,8 @@ def additive_attention(query, keys, values, wq, wk, v, *, mask=None):
     op = "additive_attention"
     _check_seq_attention(op, query, keys, values, mask)
     check_same_dtype(op, query=query, keys=keys, values=values, wq=wq, wk=wk, v=v)
-    if wq.shape[0] != query.shape[1] or wk.shape[0] != keys.shape[2] or wq.shape[1] != wk.shape[1] or v.shape != (wq.shape[1],):
+    if (wq.shape[0] != query.shape[1] or wk.shape[0] != keys.shape[2] or wq.shape[1] != wk.shape[1]
+            or v.shape != (wq.shape[1],)):
         raise ValueError(f"{op}: expected wq (Dq, A), wk (Dk, A), v (A,) for query {tuple(query.shape)} and keys "
                          f"{tuple(keys.shape)}; got wq {tuple(wq.shape)}, wk {tuple(wk.shape)}, v {tuple(v.shape)}")
     xp = get_array_module(query, keys, values)
@@ -206,12 +241,13 @@ def additive_attention(query, keys, values, wq, wk, v, *, mask=None):
     u = xp.tanh(qp[:, None, :] + kp)  # (N, Tk, A)
     e = u @ v  # (N, Tk) alignment scores
     context, alpha = _read(e, mask, values)  # (N, Dv), (N, Tk)
-    return (context, alpha), (query, keys, values, wq, wk, v, u, alpha)
+    return (context, alpha), AdditiveAttentionCache(query, keys, values, wq, wk, v, u, alpha)
 
 
 def additive_attention_backward(dout, cache):
     """Gradients of ``additive_attention``; dout = (dcontext, dweights), either may be None."""
     query, keys, values, wq, wk, v, u, alpha = cache
+    _check_dout("additive_attention_backward", dout, alpha, values)
     de, dvalues = _read_backward(dout, alpha, values)  # (N, Tk), (N, Tk, Dv)
     dv = (u * de[:, :, None]).sum(axis=(0, 1))  # (A,)
     du = de[:, :, None] * v * (1.0 - u * u)  # (N, Tk, A) through tanh
@@ -244,12 +280,13 @@ def dot_attention(query, keys, values, w=None, *, mask=None):
     qt = query if w is None else query @ w  # (N, Dk) the query in key space
     e = (keys @ qt[:, :, None])[:, :, 0]  # (N, Tk) scores
     context, alpha = _read(e, mask, values)  # (N, Dv), (N, Tk)
-    return (context, alpha), (query, keys, values, w, qt, alpha)
+    return (context, alpha), DotAttentionCache(query, keys, values, w, qt, alpha)
 
 
 def dot_attention_backward(dout, cache):
     """Gradients of ``dot_attention``; dout = (dcontext, dweights), either may be None."""
     query, keys, values, w, qt, alpha = cache
+    _check_dout("dot_attention_backward", dout, alpha, values)
     de, dvalues = _read_backward(dout, alpha, values)  # (N, Tk), (N, Tk, Dv)
     dqt = (de[:, :, None] * keys).sum(axis=1)  # (N, Dk)
     dkeys = de[:, :, None] * qt[:, None, :]  # (N, Tk, Dk)

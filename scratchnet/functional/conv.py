@@ -3,6 +3,9 @@
 Legend: N batch, C_in / C_out channels, G groups, H, W input size, KH, KW kernel, OH, OW output
 size, K = KH·KW taps, L = OH·OW output positions. Images are (N, C, H, W); conv weights are
 (C_out, C_in/G, KH, KW) and transposed-conv weights (C_in, C_out/G, KH, KW), as in PyTorch.
+This file is the reference the chapter reads: the vectorised unfold/fold and the GEMM formulation.
+Each op makes one call into ``scratchnet/kernels/conv.py``, which picks the route (Numba loops,
+the 1×1 and whole-window shortcuts, streaming a large layer sample by sample).
 See chapters/05-convolution.md.
 """
 from __future__ import annotations
@@ -11,9 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_float, check_ndim, check_same_dtype
-from .._jit import use_jit
-from ..backend import get_array_module, require_numpy
+from .._checks import check_float, check_grad, check_ndim, check_same_dtype
+from ..backend import get_array_module
+from ..kernels import conv as _kernels
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
            "conv_output_size", "im2col", "col2im", "unfold", "fold"]
@@ -48,10 +51,9 @@ class Geometry(NamedTuple):
 
 
 # -- unfold / fold -------------------------------------------------------------------------------
-# The columns come batch-first, (N, C, KH, KW, OH, OW): sample n's block is a (C·K, L) matrix, so
-# Y[n] = W X[n] lands directly in y's (N, C_out, L) layout (the streamed route), or channel-first,
-# (C, KH, KW, N, OH, OW) (``im2col``): one (C·K, N·L) matrix for one GEMM over the whole batch. In
-# both a group is a contiguous block of rows.
+# The columns come batch-first, (N, C, KH, KW, OH, OW): sample n's block is a (C·K, L) matrix, or
+# channel-first, (C, KH, KW, N, OH, OW) (``im2col``): one (C·K, N·L) matrix for one GEMM over the
+# whole batch. In both a group is a contiguous block of rows.
 # start-im2col
 def _unfold_ref(x, g: Geometry):
     """Vectorised unfold (also the CuPy path): one strided slice of the padded input per tap."""
@@ -79,91 +81,49 @@ def _fold_ref(cols, g: Geometry, H, W):
 # end-im2col
 
 
-# below this many elements the single-threaded kernels win: thread start-up costs more than the loop
-# (measured on 2 cores: a 2M-element max-pool runs 2× faster in parallel; LeNet-sized inputs do not)
-PARALLEL_MIN_SIZE = 1 << 21
-# unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
-# the next GEMM wants the cores: measured on 2 busy cores, a ResNet 64→64 3×3 layer (19M columns)
-# runs 10 % faster with the serial kernels, so only far bigger inputs use the parallel ones
-UNFOLD_PARALLEL_MIN_SIZE = 1 << 25
+def _cols_shape(N, C, g: Geometry, batch_first):
+    """(N, C, KH, KW, OH, OW) batch-first, else (C, KH, KW, N, OH, OW)."""
+    return (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
 
 
-def _is_pointwise(g: Geometry):
-    return g.kh == g.kw == g.sh == g.sw == 1 and g.ph == g.pw == 0
-
-
-def _is_dense(g: Geometry, H, W):
-    """The window covers the whole unpadded input once: the conv is a fully connected layer."""
-    return g.oh == g.ow == 1 and g.ph == g.pw == 0 and (g.kh, g.kw) == (H, W) and g.dh == g.dw == 1
+def _check_out(op, out, size):
+    """``out`` must be a C-contiguous array of ``size`` numbers: it is written through a reshaped view."""
+    if out.size != size or not out.flags.c_contiguous:
+        raise ValueError(f"{op}: expected out to be a C-contiguous array of {size} numbers, got shape "
+                         f"{tuple(out.shape)} (C-contiguous: {bool(out.flags.c_contiguous)})")
 
 
 def unfold(x, g: Geometry, *, batch_first=True, out=None):
     """x (N, C, H, W) → cols (N, C, KH, KW, OH, OW): cols[n,c,i,j,p,q] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw].
 
     ``batch_first=False`` returns the same numbers laid out (C, KH, KW, N, OH, OW) (``im2col``).
-    Numba loops when ``use_jit()`` and x is a NumPy array, else the vectorised reference. ``out``: a
-    C-contiguous array of that size to write the columns into (the result is a view of it).
+    ``out``: a C-contiguous array of that size to write the columns into (the result is a view of it).
+    ``_unfold_ref`` is the reference; ``kernels/conv.py`` picks the route.
     """
-    xp = get_array_module(x)
-    N, C = x.shape[:2]
-    shape = (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
+    check_ndim("unfold", "x", x, 4)
     if out is not None:
-        out = out.reshape(shape)  # a view: out must be C-contiguous
-        if use_jit() and xp is np and not _is_dense(g, *x.shape[2:]):
-            _unfold_jit(x, g, out, batch_first)
-        else:
-            out[...] = unfold(x, g, batch_first=batch_first)
-        return out
-    if _is_pointwise(g) and batch_first:  # 1×1, stride 1: the columns are the input itself
-        return x.reshape(N, C, 1, 1, g.oh, g.ow)
-    if _is_dense(g, *x.shape[2:]):  # one window per sample (LeNet's C5): the columns are x as (N, C·K)
-        cols = x.reshape(N, C, g.kh, g.kw, 1, 1)  # (N, C, KH, KW, 1, 1) view
-        return cols if batch_first else xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))
-    if use_jit() and xp is np:
-        cols = np.empty(shape, dtype=x.dtype)  # (N, C, KH, KW, OH, OW) or (C, KH, KW, N, OH, OW)
-        return _unfold_jit(x, g, cols, batch_first)
-    cols = _unfold_ref(x, g)
-    return cols if batch_first else xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))
-
-
-def _unfold_jit(x, g, cols, batch_first):
-    """The Numba unfold into the preallocated, C-contiguous ``cols``."""
-    from ..kernels.conv_loops import unfold_kernel, unfold_kernel_serial
-    require_numpy("im2col", x)
-    N = x.shape[0]
-    rows = (N, -1) if batch_first else (-1, N)
-    kernel = unfold_kernel if cols.size >= UNFOLD_PARALLEL_MIN_SIZE else unfold_kernel_serial
-    kernel(np.ascontiguousarray(x), cols.reshape(*rows, g.oh * g.ow), batch_first, g.kh, g.kw, g.ow,
-           g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
-    return cols
+        _check_out("unfold", out, int(np.prod(_cols_shape(*x.shape[:2], g, batch_first))))
+    return _kernels.unfold(x, g, batch_first=batch_first, out=out, reference=_unfold_ref)
 
 
 def fold(cols, g: Geometry, H, W, *, batch_first=True, out=None):
     """The adjoint of ``unfold``: cols (N, C, KH, KW, OH, OW) → dx (N, C, H, W), overlaps summed.
 
     ``batch_first=False`` reads cols laid out (C, KH, KW, N, OH, OW) (``col2im``). ``out``: a
-    C-contiguous (N, C, H, W) array to write dx into (and return).
+    C-contiguous (N, C, H, W) array to write dx into (and return). ``_fold_ref`` is the reference.
     """
-    xp = get_array_module(cols)
+    check_ndim("fold", "cols", cols, 6)
     N, C = (cols.shape[0], cols.shape[1]) if batch_first else (cols.shape[3], cols.shape[0])
-    jit = use_jit() and xp is np and not _is_pointwise(g) and not _is_dense(g, H, W)
-    if out is not None and not jit:
-        out[...] = fold(cols, g, H, W, batch_first=batch_first)
-        return out
-    if _is_pointwise(g) and batch_first:
-        return cols.reshape(N, C, H, W)
-    if _is_dense(g, H, W):  # each pixel is read by exactly one tap of one window
-        return xp.ascontiguousarray(cols if batch_first else cols.transpose(3, 0, 1, 2, 4, 5)).reshape(N, C, H, W)
-    if jit:
-        from ..kernels.conv_loops import fold_kernel, fold_kernel_serial
-        require_numpy("col2im", cols)
-        dx = np.empty((N, C, H, W), dtype=cols.dtype) if out is None else out  # written in full by the kernel
-        rows = (N, -1) if batch_first else (-1, N)
-        kernel = fold_kernel if cols.size >= UNFOLD_PARALLEL_MIN_SIZE else fold_kernel_serial
-        kernel(np.ascontiguousarray(cols).reshape(*rows, g.oh * g.ow), dx, batch_first, g.kh, g.kw, g.ow,
-               g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
-        return dx
-    return _fold_ref(cols if batch_first else cols.transpose(3, 0, 1, 2, 4, 5), g, H, W)
+    check_grad("fold", "cols", cols, _cols_shape(N, C, g, batch_first))
+    grid = (conv_output_size(H, g.kh, g.sh, g.ph, g.dh), conv_output_size(W, g.kw, g.sw, g.pw, g.dw))
+    if grid != (g.oh, g.ow):
+        raise ValueError(f"fold: an image of size H×W = {H}×{W} has a {grid[0]}×{grid[1]} output grid under "
+                         f"this geometry, expected the columns' {g.oh}×{g.ow}")
+    if out is not None:
+        _check_out("fold", out, N * C * H * W)
+        if tuple(out.shape) != (N, C, H, W):
+            raise ValueError(f"fold: expected out of shape {(N, C, H, W)}, got {tuple(out.shape)}")
+    return _kernels.fold(cols, g, H, W, batch_first=batch_first, out=out, reference=_fold_ref)
 
 
 def im2col(x, g: Geometry):
@@ -174,7 +134,6 @@ def im2col(x, g: Geometry):
 def col2im(cols, g: Geometry, H, W):
     """The adjoint of ``im2col``: cols (C, KH, KW, N, OH, OW) → dx (N, C, H, W), overlaps summed."""
     return fold(cols, g, H, W, batch_first=False)
-
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -222,38 +181,10 @@ def _check_conv(op, x, w, b, groups, w_in_axis, w_out_axis):
 
 # -- the GEMMs shared by both directions -----------------------------------------------------------
 # A conv is one GEMM per group over the whole batch, X as (C_in/G·K, N·L): one large product that
-# OpenBLAS spreads over every core. A one-GEMM-per-sample route (NumPy's stacked matmul, no transposes,
-# single-threaded in OpenBLAS) was measured against it on 2 idle cores, fwd+bwd, per sample → whole
-# batch: LeNet C3 (N 64, 6→16, 14×14, k 5) 3.02 → 2.24 ms, C1 2.52 → 2.44 ms, N 8 C3 0.38 → 0.34 ms,
-# a conv_transpose2d 16→8 7→14 2.24 → 1.96 ms: never faster, so it is gone. (With the other core taken
-# by another job the whole-batch GEMMs wait on it: C3 3.0 → 5.5 ms; PyTorch's threads suffer alike.)
-
-# A layer whose columns are large streams them on the CPU: each sample is unfolded into one reused
-# buffer (K·L numbers, 2.4 MB for a 64-channel 3×3 layer at 32×32, so it stays in cache), multiplied
-# and dropped, and the backward unfolds it again instead of caching N·K·L numbers. A whole-batch
-# unfold writes K times the input to main memory (75 MB for the ResNet benchmark layer, plus the page
-# faults of a fresh allocation) and its GEMMs read it back. Measured on 2 idle cores (median of 10
-# interleaved rounds), fwd+bwd, whole batch → streamed: ResNet 64→64 3×3 at 32×32, N 32: 85.0 → 68.5 ms;
-# 32→32 at 28×28, N 128: 96.5 → 83.8 ms. Below ~2^17 numbers per sample (64 channels at 14×14) the
-# whole-batch GEMMs win. With one core taken by another job the per-sample BLAS calls wait on it
-# (ResNet layer 139 → 256 ms; PyTorch's own time there: 148 ms, from 47 idle).
-STREAM_MIN_SAMPLE_COLS = 1 << 17
-
-
-def _streamed(x, rows_in, L):
-    """True when conv2d streams the batch sample by sample (NumPy, ≥ STREAM_MIN_SAMPLE_COLS per sample)."""
-    return get_array_module(x) is np and rows_in * L >= STREAM_MIN_SAMPLE_COLS
-
-
+# BLAS spreads over every core.
 def _wg(w, G):
     """Weights as (G, rows, C/G·K): each group's filters are the rows of one matrix."""
     return w.reshape(G, w.shape[0] // G, -1)
-
-
-def _per_sample(a, G, L):
-    """(N, C, ...) → (N, G, rows, L): each sample's group as a GEMM factor (a view when contiguous) — the
-    streamed route's layout."""
-    return a.reshape(a.shape[0], G, -1, L)
 
 
 def _channels_first(a, G):
@@ -290,30 +221,14 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     """Cross-correlation y[n,o] = b[o] + Σ_c Σ_ij w[o,c,i,j] x_pad[n, c, p·sh + i·dh, q·sw + j·dw].
 
     x (N, C_in, H, W), w (C_out, C_in/G, KH, KW), b (C_out,) or None → y (N, C_out, OH, OW).
-    A GEMM per group on the unfolded input X = unfold(x) (C_in/G·K, L per sample, or N·L for the
-    whole batch), W (C_out/G, C_in/G·K): Y = W X;  backward dW = dY Xᵀ,  dX = Wᵀ dY then
-    dx = fold(dX),  db = Σ_{n,p,q} dy.  See chapters/05-convolution.md#eq-conv-backward.
+    A GEMM per group on the unfolded input X = unfold(x) (C_in/G·K, N·L), W (C_out/G, C_in/G·K):
+    Y = W X;  backward dW = dY Xᵀ,  dX = Wᵀ dY then dx = fold(dX),  db = Σ_{n,p,q} dy.
+    See chapters/05-convolution.md#eq-conv-backward.
     """
-    C_out = _check_conv("conv2d", x, w, b, groups, 1, 0)
-    N, _, H, W = x.shape
-    g = _geometry("conv2d", (H, W), w.shape[2:], stride, padding, dilation, x.shape)
-    L = g.oh * g.ow
-    if _streamed(x, w[0].size * groups, L):
-        cols = None  # recomputed sample by sample in the backward
-        y = np.empty((N, groups, C_out // groups, L), dtype=x.dtype)  # (N, G, C_out/G, L)
-        buf = np.empty((groups, w[0].size, L), dtype=x.dtype)  # one sample's columns (G, C_in/G·K, L)
-        for n in range(N):  # unfold one sample into the buffer, one GEMM per group into y[n]
-            unfold(x[n:n + 1], g, out=buf)
-            np.matmul(_wg(w, groups), buf, out=y[n])
-    else:
-        cols = im2col(x, g).reshape(groups, -1, N * L)  # (G, C_in/G·K, N·L)
-        y = _wg(w, groups) @ cols  # (G, C_out/G, N·L): one GEMM per group for the whole batch
-    if b is not None:
-        y += b.reshape(groups, -1, 1)
-    if cols is None:
-        y = y.reshape(N, C_out, g.oh, g.ow)
-    else:
-        y = _batch_first(y, C_out, N, g.oh, g.ow)
+    _check_conv("conv2d", x, w, b, groups, 1, 0)
+    g = _geometry("conv2d", x.shape[2:], w.shape[2:], stride, padding, dilation, x.shape)
+    # the whole batch's GEMMs below, or, for a large layer, streamed sample by sample (cols None)
+    y, cols = _kernels.conv2d(x, w, b, g, groups, reference=_conv2d_gemm)
     # cols is K times the input: cached (not recomputed) when it is small, because re-unfolding costs
     # a full copy pass; a streamed layer caches x instead and unfolds each sample again
     return y, ConvCache(cols, x if cols is None else None, w, b is not None, g, x.shape)
@@ -322,36 +237,33 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
 def conv2d_backward(dy, cache):
     """dx, dw, db of ``conv2d`` (db is None without a bias)."""
     cols, x, w, has_b, g, x_shape = cache
+    check_grad("conv2d_backward", "dy", dy, (x_shape[0], w.shape[0], g.oh, g.ow), w.dtype)
     db = dy.sum(axis=(0, 2, 3)) if has_b else None  # (C_out,)
-    if cols is None:  # streamed
-        return (*_conv2d_backward_streamed(dy, x, w, g), db)
+    dx, dw = _kernels.conv2d_backward(dy, cache, reference=_conv2d_gemm_backward)  # by the forward's route
+    return dx, dw, db
+
+
+def _conv2d_gemm(x, w, b, g: Geometry, groups):
+    """y (N, C_out, OH, OW) and the columns X (G, C_in/G·K, N·L): one GEMM per group for the whole batch."""
+    N, C_in = x.shape[:2]
+    C_out, L = w.shape[0], g.oh * g.ow
+    cols = im2col(x, g).reshape(groups, C_in // groups * g.kh * g.kw, N * L)  # (G, C_in/G·K, N·L)
+    y = _wg(w, groups) @ cols  # Y = W X: (G, C_out/G, N·L)
+    if b is not None:
+        y += b.reshape(groups, C_out // groups, 1)
+    return _batch_first(y, C_out, N, g.oh, g.ow), cols  # (N, C_out, OH, OW)
+
+
+def _conv2d_gemm_backward(dy, cols, w, g: Geometry, x_shape):
+    """dx, dw of ``_conv2d_gemm``: dW = dY Xᵀ, dx = col2im(Wᵀ dY)."""
     G = cols.shape[0]
     N, C_in, H, W = x_shape
     dyg = _channels_first(dy, G)  # (G, C_out/G, N·L), laid out as the GEMM's factor
     dw = _outer_sum(dyg, cols).reshape(w.shape)  # dW = dY Xᵀ
     dcols = _wg(w, G).swapaxes(-1, -2) @ dyg  # Wᵀ dY: (G, C_in/G·K, N·L), laid out as cols
     dx = col2im(dcols.reshape(C_in, g.kh, g.kw, N, g.oh, g.ow), g, H, W)  # (N, C_in, H, W)
-    return dx, dw, db
+    return dx, dw
 # end-conv2d
-
-
-# start-conv-streamed
-def _conv2d_backward_streamed(dy, x, w, g):
-    """dx, dw of a streamed conv2d: the same dW = Σ_n dY[n] X[n]ᵀ and dx[n] = fold(Wᵀ dY[n]), one sample
-    at a time, X[n] unfolded again into a reused buffer."""
-    N, C_in, H, W = x.shape
-    G, L = C_in // w.shape[1], g.oh * g.ow
-    dyg = _per_sample(dy, G, L)  # (N, G, C_out/G, L)
-    dx = np.empty_like(x)  # (N, C_in, H, W)
-    dwg = np.zeros((G, w.shape[0] // G, w[0].size), dtype=w.dtype)  # (G, C_out/G, C_in/G·K)
-    buf = np.empty((G, w[0].size, L), dtype=x.dtype)  # one sample's columns, then its dX columns
-    for n in range(N):  # re-unfold the sample, add its dW, fold its dX
-        unfold(x[n:n + 1], g, out=buf)
-        dwg += dyg[n] @ buf.swapaxes(-1, -2)
-        np.matmul(_wg(w, G).swapaxes(-1, -2), dyg[n], out=buf)  # Wᵀ dY[n], over the spent columns
-        fold(buf.reshape(1, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, out=dx[n:n + 1])
-    return dx, dwg.reshape(w.shape)
-# end-conv-streamed
 
 
 def _transpose_out_size(op, size, k, s, p, op_, d):
@@ -361,6 +273,16 @@ def _transpose_out_size(op, size, k, s, p, op_, d):
         raise ValueError(f"{op}: output size {out} < 1 for input size {size}, kernel {k}, stride {s}, "
                          f"padding {p}, dilation {d}, output_padding {op_}")
     return out
+
+
+class ConvTransposeCache(NamedTuple):
+    """What conv_transpose2d_backward needs: the input in GEMM layout, the weight, the shapes."""
+    xg: object
+    w: object
+    has_b: bool
+    g: Geometry
+    x_shape: tuple
+    y_shape: tuple
 
 
 # start-conv-transpose2d
@@ -390,16 +312,17 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, gro
     y = col2im(ycols.reshape(C_out, KH, KW, N, H, W), g, OH, OW)  # (N, C_out, OH, OW)
     if b is not None:
         y += b.reshape(1, C_out, 1, 1)
-    return y, (xg, w, b is not None, g, x.shape)
+    return y, ConvTransposeCache(xg, w, b is not None, g, x.shape, y.shape)
 
 
 def conv_transpose2d_backward(dy, cache):
     """dx, dw, db of ``conv_transpose2d`` (db is None without a bias)."""
-    xg, w, has_b, g, x_shape = cache
+    xg, w, has_b, g, x_shape, y_shape = cache
+    check_grad("conv_transpose2d_backward", "dy", dy, y_shape, w.dtype)
     G = xg.shape[0]
     N, C_in, H, W = x_shape
     db = dy.sum(axis=(0, 2, 3)) if has_b else None  # (C_out,)
-    dycols = im2col(dy, g).reshape(G, -1, N * H * W)  # (G, C_out/G·K, N·HW)
+    dycols = im2col(dy, g).reshape(G, w[0].size, N * H * W)  # (G, C_out/G·K, N·HW)
     dx = _batch_first(_wg(w, G) @ dycols, C_in, N, H, W)  # W·unfold(dy): a forward conv of dy
     dw = _outer_sum(xg, dycols).reshape(w.shape)  # X unfold(dy)ᵀ: (C_in, C_out/G, KH, KW)
     return dx, dw, db

@@ -2,8 +2,9 @@
 
 Legend: N batch, T time (frames), C classes (the blank included), S target length (padded),
 L = 2S + 1 extended labels (a blank before, between and after the target labels).
-Every lattice value is a log-probability; −inf marks an unreachable cell.
-See chapters/17-ctc.md.
+Every lattice value is a log-probability; −inf marks an unreachable cell. This file is the
+reference the chapter reads; each pass makes one call into ``scratchnet/kernels/ctc.py``, which runs
+it or the Numba loops. See chapters/17-ctc.md.
 """
 from __future__ import annotations
 
@@ -13,23 +14,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_float, check_int, check_ndim
-from .._jit import use_jit
-from ..backend import asnumpy, get_array_module, is_cupy, require_numpy
+from ..backend import asnumpy, get_array_module
+from ..kernels import ctc as _kernels
+from .loss import check_dloss
 
 __all__ = ["ctc_loss", "ctc_loss_backward", "ctc_lattice"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 NEG_INF = -math.inf
-CTC_PARALLEL_MIN = 1 << 16  # lattice cells N·T·L from which the kernels split the sequences over threads
-
-
-def _kernels(n_cells):
-    """The (α, β-and-gradient) Numba kernels for a lattice of ``n_cells`` cells: one thread for small
-    lattices (a parallel region's spinning workers would slow the GEMMs around it), prange for big ones."""
-    from ..kernels import ctc_loops as K
-    if n_cells >= CTC_PARALLEL_MIN:
-        return K.ctc_alpha_kernel, K.ctc_beta_grad_kernel
-    return K.ctc_alpha_kernel_serial, K.ctc_beta_grad_kernel_serial
 
 
 # -- the extended label sequence ---------------------------------------------------------------
@@ -103,11 +95,38 @@ def _beta_grad_reference(xp, lp_ext, ext, skip, input_lengths, ext_lengths, alph
         b = xp.where(t == last_t, b_end, xp.where(t < last_t, b_rec, NEG_INF))
         b = xp.where(live, b, NEG_INF)
         beta[:, t] = b
+    frames = (xp.arange(T)[None, :] < input_lengths[:, None])[:, :, None]  # (N, T, 1) inside each length
     logp_safe = xp.where(xp.isfinite(logp), logp, 0.0)  # impossible sequences have weight 0 anyway
     gamma_ext = xp.exp(alpha + beta - lp_ext - logp_safe[:, None, None])  # (N, T, L) occupation of (t, s)
+    gamma_ext = xp.where(frames, gamma_ext, 0.0)  # past each length: 0, whatever the padding holds
     onehot = (ext[:, :, None] == xp.arange(C)[None, None, :]).astype(lp_ext.dtype)  # (N, L, C)
     gamma = xp.einsum("ntl,nlc->ntc", gamma_ext, onehot)  # (N, T, C) Σ_{s: l'_s = k}
-    return beta, -gamma * weight[:, None, None]
+    dlp = -gamma * weight[:, None, None]  # (N, T, C)
+    return beta, xp.where(xp.isnan(logp)[:, None, None] & frames, math.nan, dlp)  # NaN in → NaN out
+
+
+# -- the reference routes that ``kernels/ctc.py`` falls back to ------------------------------------
+def _nan_sequences(xp, log_probs, input_lengths):
+    """(N,) True where a sequence's frames t < T_n hold a NaN: its loss and gradient are NaN, as the
+    NaN would make them (the log-sum-exps of the Numba kernels would drop it)."""
+    frames = xp.arange(log_probs.shape[1])[None, :] < input_lengths[:, None]  # (N, T)
+    return (xp.isnan(log_probs).any(axis=2) & frames).any(axis=1)
+
+
+def _alpha_route(log_probs, ext, skip, input_lengths, ext_lengths):
+    """alpha (N, T, L), log p (N,) by the vectorised reference; log p is NaN for a sequence holding a NaN."""
+    xp = get_array_module(log_probs)
+    lp_ext = _gather(xp, log_probs, ext)  # (N, T, L) recomputed in backward: cheap, and big
+    alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)
+    return alpha, xp.where(_nan_sequences(xp, log_probs, input_lengths), math.nan, logp)
+
+
+def _beta_grad_route(log_probs, ext, skip, input_lengths, ext_lengths, alpha, logp, weight):
+    """beta (N, T, L) and dlog_probs (N, T, C) by the vectorised reference."""
+    xp = get_array_module(log_probs)
+    lp_ext = _gather(xp, log_probs, ext)  # (N, T, L)
+    return _beta_grad_reference(xp, lp_ext, ext, skip, input_lengths, ext_lengths, alpha, logp, weight,
+                                log_probs.shape[2])
 
 
 # -- the public pair ---------------------------------------------------------------------------
@@ -168,9 +187,11 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank=0, redu
     log_probs (N, T, C) per-frame log-probabilities (batch-first; PyTorch's is (T, N, C)); targets
     (N, S) padded integer labels (never the blank); input_lengths, target_lengths (N,) integers.
     reduction: "none" → (N,); "sum"; "mean" → mean_n(loss_n / max(S_n, 1)) (PyTorch's). An
-    impossible target (T_n < S_n + number of repeated neighbours) gives inf, or 0 with zero_infinity.
+    impossible target (T_n < S_n + number of repeated neighbours) gives inf, or 0 with zero_infinity;
+    a NaN in a sequence's frames t < T_n gives NaN, also with zero_infinity (it zeros only +inf).
     Backward (log_probs treated as free inputs): dlog_probs_t(k) = −γ_t(k) · dloss_n, with
-    γ_t(k) = Σ_{s: l'_s = k} α_t(s) β_t(s) / (y_t(k) p) (all in log space); 0 for impossible targets.
+    γ_t(k) = Σ_{s: l'_s = k} α_t(s) β_t(s) / (y_t(k) p) (all in log space); 0 for impossible targets,
+    NaN on the frames of a sequence whose loss is NaN.
     See chapters/17-ctc.md#eq-ctc-grad.
     """
     _check_inputs("ctc_loss", log_probs, targets, input_lengths, target_lengths, blank, reduction)
@@ -178,20 +199,11 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank=0, redu
     input_lengths = xp.asarray(input_lengths, dtype=xp.int64)  # (N,)
     target_lengths = xp.asarray(target_lengths, dtype=xp.int64)  # (N,)
     ext, skip, ext_lengths = _extend_targets(xp, targets, target_lengths, blank)
-    if use_jit() and not is_cupy(log_probs):
-        require_numpy("ctc_loss", log_probs)
-        lp = np.ascontiguousarray(log_probs)
-        alpha = np.empty(lp.shape[:2] + (ext.shape[1],), dtype=lp.dtype)  # (N, T, L) filled by the kernel
-        logp = np.empty(lp.shape[0], dtype=lp.dtype)  # (N,)
-        alpha_kernel, _ = _kernels(alpha.size)
-        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, lp.dtype.type(NEG_INF), lp.dtype.type(1),
-                     True)  # trim: the loss needs only the band of complete paths
-    else:
-        lp_ext = _gather(xp, log_probs, ext)  # (N, T, L) recomputed in backward: cheap, and big
-        alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)
+    alpha, logp = _kernels.ctc_alpha(log_probs, ext, skip, input_lengths, ext_lengths, trim=True,
+                                     reference=_alpha_route)  # (N, T, L), (N,); the loss needs only the band
     nll = -logp  # (N,)
     if zero_infinity:
-        nll = xp.where(xp.isfinite(nll), nll, 0.0)
+        nll = xp.where(nll == math.inf, 0.0, nll)  # impossible targets; a NaN stays NaN
     if reduction == "none":
         loss = nll
     elif reduction == "sum":
@@ -210,28 +222,18 @@ def ctc_loss_backward(dloss, cache):
     log_softmax. Both agree once ours is pushed through log_softmax_backward (chapter 17, #ctc-pytorch).
     """
     lp, ext, skip, input_lengths, ext_lengths, alpha, logp, target_lengths, reduction, zero_inf = cache
-    xp = get_array_module(lp)
     N, T, C = lp.shape
+    check_dloss("ctc_loss_backward", dloss, (N,) if reduction == "none" else (), lp.dtype)
+    xp = get_array_module(lp)
     if reduction == "none":
-        weight = xp.asarray(dloss, dtype=lp.dtype) * xp.ones(N, dtype=lp.dtype)  # (N,)
+        weight = xp.asarray(dloss, dtype=lp.dtype)  # (N,)
     elif reduction == "sum":
         weight = xp.full(N, float(dloss), dtype=lp.dtype)  # (N,)
     else:
         weight = float(dloss) / N / xp.maximum(target_lengths, 1).astype(lp.dtype)  # (N,)
-    weight = xp.where(xp.isfinite(logp), weight, 0.0)  # impossible targets: no gradient
-    if use_jit() and not is_cupy(lp):
-        require_numpy("ctc_loss_backward", lp)
-        lp = np.ascontiguousarray(lp)
-        beta = np.empty((N, 2, alpha.shape[2]), dtype=lp.dtype)  # (N, 2, L): only β_t and β_{t+1} are kept
-        dlog_probs = np.empty(lp.shape, dtype=lp.dtype)  # (N, T, C) filled by the kernel
-        _, beta_grad_kernel = _kernels(alpha.size)
-        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp,
-                         np.ascontiguousarray(weight, dtype=lp.dtype), beta, dlog_probs, lp.dtype.type(NEG_INF),
-                         lp.dtype.type(1), True)
-    else:
-        lp_ext = _gather(xp, lp, ext)  # (N, T, L)
-        _, dlog_probs = _beta_grad_reference(xp, lp_ext, ext, skip, input_lengths, ext_lengths,
-                                             alpha, logp, weight, C)
+    weight = xp.where(xp.isinf(logp), 0.0, weight)  # impossible targets: no gradient (a NaN stays: NaN out)
+    _, dlog_probs = _kernels.ctc_beta_grad(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight,
+                                           trim=True, reference=_beta_grad_route)  # (N, T, C)
     return dlog_probs
 # [ctc-loss-end]
 
@@ -246,7 +248,8 @@ def ctc_lattice(log_probs, targets, input_lengths, target_lengths, *, blank=0, j
     """The whole lattice, for plots and tests: (alpha, beta, logp, ext).
 
     alpha, beta (N, T, L) log-space forward/backward variables (β includes y_t, as in Graves et al.),
-    logp (N,) log p(l | x), ext (N, L) the extended labels. ``jit`` overrides ``use_jit()``.
+    logp (N,) log p(l | x), ext (N, L) the extended labels. ``jit=False`` forces the vectorised
+    reference; otherwise the route decides (the Numba loops where ``jit_route`` allows).
     See chapters/17-ctc.md#eq-ctc-alpha.
     """
     _check_inputs("ctc_lattice", log_probs, targets, input_lengths, target_lengths, blank, "none")
@@ -254,20 +257,12 @@ def ctc_lattice(log_probs, targets, input_lengths, target_lengths, *, blank=0, j
     input_lengths = xp.asarray(input_lengths, dtype=xp.int64)  # (N,)
     target_lengths = xp.asarray(target_lengths, dtype=xp.int64)  # (N,)
     ext, skip, ext_lengths = _extend_targets(xp, targets, target_lengths, blank)
-    N, T, C = log_probs.shape
-    zero = xp.zeros(N, dtype=log_probs.dtype)  # (N,) no gradient wanted, only β
-    if (use_jit() if jit is None else jit) and not is_cupy(log_probs):
-        lp = np.ascontiguousarray(log_probs)
-        alpha = np.empty((N, T, ext.shape[1]), dtype=lp.dtype)  # (N, T, L) filled by the kernels
-        beta = np.empty_like(alpha)  # (N, T, L)
-        logp = np.empty(N, dtype=lp.dtype)  # (N,)
-        alpha_kernel, beta_grad_kernel = _kernels(alpha.size)
-        neg_inf, one = lp.dtype.type(NEG_INF), lp.dtype.type(1)
-        alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, neg_inf, one, False)  # every cell
-        beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, beta, np.empty_like(lp), neg_inf,
-                         one, False)
-    else:
-        lp_ext = _gather(xp, log_probs, ext)  # (N, T, L)
-        alpha, logp = _alpha_reference(xp, lp_ext, skip, input_lengths, ext_lengths)
-        beta, _ = _beta_grad_reference(xp, lp_ext, ext, skip, input_lengths, ext_lengths, alpha, logp, zero, C)
+    zero = xp.zeros(log_probs.shape[0], dtype=log_probs.dtype)  # (N,) no gradient wanted, only β
+    args = (log_probs, ext, skip, input_lengths, ext_lengths)
+    if jit is False:
+        alpha, logp = _alpha_route(*args)
+        beta, _ = _beta_grad_route(*args, alpha, logp, zero)
+    else:  # every cell (no trimming) and the whole of β
+        alpha, logp = _kernels.ctc_alpha(*args, trim=False, reference=_alpha_route)  # (N, T, L), (N,)
+        beta, _ = _kernels.ctc_beta_grad(*args, alpha, logp, zero, trim=False, reference=_beta_grad_route)
     return alpha, beta, logp, ext

@@ -1,7 +1,7 @@
 """Inverted dropout. Legend: any shape. See chapters/01-mlp.md#dropout."""
 from __future__ import annotations
 
-from .._checks import check_float
+from .._checks import check_float, check_grad
 from .._random import get_rng
 from ..backend import get_array_module
 
@@ -27,15 +27,17 @@ def dropout(x, *, p, training=True, rng=None, mask=None):
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0.0:
-        return x, (None,)
+        return x, (None, x.shape, x.dtype)
     xp = get_array_module(x)
     if mask is None:
         mask = dropout_mask(x.shape, p, rng=rng, dtype=x.dtype, xp=xp)
     elif mask.shape != x.shape:
         raise ValueError(f"dropout: mask shape {tuple(mask.shape)} does not match x shape {tuple(x.shape)}")
-    return x * mask, (mask,)
+    y = x * mask  # (...)
+    return y, (mask, y.shape, y.dtype)
 
 
 def dropout_backward(dy, cache):
-    (mask,) = cache
+    mask, shape, dtype = cache
+    check_grad("dropout_backward", "dy", dy, shape, dtype)
     return dy if mask is None else dy * mask

@@ -1,5 +1,6 @@
 """Energy-based and stacked pieces: RBM free energy and conditionals, sampling, exact and annealed
-log-partition functions, and the Deep Stacking Network module with its closed-form upper weights.
+log-partition functions, and the Deep Stacking Network module, whose closed-form upper weights come
+from ``scratchnet.linalg.ridge_solve`` (also importable as ``F.ridge_solve``).
 
 Legend: N batch, D visible units (or module inputs), H hidden units, C targets (DSN outputs),
 K Gibbs steps, R annealing runs, S steps of the β schedule.
@@ -8,12 +9,15 @@ See chapters/02-rbm.md and chapters/04-dsn.md.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_dim, check_float, check_ndim, check_same_dtype
+from .._checks import check_dim, check_float, check_grad, check_ndim, check_same_dtype
 from ..backend import asnumpy, get_array_module
+from ..linalg import ridge_solve
 from .activation import stable_sigmoid, stable_softplus
+from .loss import check_dloss
 
 __all__ = [
     "rbm_energy", "free_energy", "rbm_nll_grads", "free_energy_backward", "hidden_probs", "visible_probs",
@@ -49,6 +53,14 @@ def check_binary(op: str, v) -> None:
 
 
 # -- energies and conditionals -------------------------------------------------------------------
+class FreeEnergyCache(NamedTuple):
+    v: object  # (N, D)
+    w: object  # (D, H)
+    b: object  # (D,)
+    a: object  # (N, H) hidden pre-activations c + vW
+    visible: str  # "bernoulli" or "gaussian"
+
+
 # start-energy
 def rbm_energy(v, h, w, b, c, *, visible="bernoulli"):
     """E(v, h) = −vᵀb − hᵀc − vᵀWh (Bernoulli); ‖v − b‖²/2 − hᵀc − vᵀWh (Gaussian, unit σ).
@@ -74,12 +86,13 @@ def free_energy(v, w, b, c, *, visible="bernoulli"):
     a = v @ w + c  # (N, H) hidden pre-activations
     vis = -(v @ b) if visible == "bernoulli" else 0.5 * ((v - b) ** 2).sum(axis=1)  # (N,)
     f = vis - stable_softplus(a).sum(axis=1)  # (N,)
-    return f, (v, w, b, a, visible)
+    return f, FreeEnergyCache(v, w, b, a, visible)
 
 
 def free_energy_backward(df, cache):
     """dv, dw, db, dc of ``free_energy`` (df (N,) is the upstream gradient of each F(v_n))."""
     v, w, b, a, visible = cache
+    check_grad("free_energy_backward", "df", df, (v.shape[0],), a.dtype)
     p = stable_sigmoid(a)  # (N, H) = P(h = 1 | v): recomputed, the cache holds a only
     dsoft = -df[:, None] * p  # (N, H) gradient of the pre-activation a
     if visible == "bernoulli":
@@ -288,15 +301,32 @@ def dsn_hidden(x, w):
     return h
 
 
+def _check_dsn_dout(dout, N, u_shape, dtype):
+    """dout = (dE scalar, dY (N, C), dU (L, C)), each None or of the forward's dtype."""
+    op = "dsn_module_backward"
+    if not isinstance(dout, (tuple, list)) or len(dout) != 3:
+        raise TypeError(f"{op}: expected dout = (dE, dY, dU) (each may be None), got {type(dout).__name__}"
+                        + (f" of length {len(dout)}" if isinstance(dout, (tuple, list)) else ""))
+    de, dy, du = dout
+    if de is not None:
+        check_dloss(op, de, (), dtype, name="dE")
+    if dy is not None:
+        check_grad(op, "dY", dy, (N, u_shape[1]), dtype)
+    if du is not None:
+        check_grad(op, "dU", du, u_shape, dtype)
+
+
+class DSNCache(NamedTuple):
+    x: object  # (N, D)
+    w: object  # (D, L)
+    h: object  # (N, L) σ(XW)
+    u: object  # (L, C) the ridge weights
+    g: object  # (L, L) HᵀH + λI: kept, it costs N·L² to rebuild
+    r: object  # (N, C) residual Y − T
+    lam: float
+
+
 # start-dsn
-def ridge_solve(h, t, *, lam):
-    """U = (HᵀH + λI)⁻¹ HᵀT: the ridge-regression upper weights; h (N, L), t (N, C) → (L, C).
-    See chapters/04-dsn.md#eq-dsn-ridge."""
-    xp = get_array_module(h, t)
-    g = h.T @ h + lam * xp.eye(h.shape[1], dtype=h.dtype)  # (L, L) Gram matrix
-    return xp.linalg.solve(g, h.T @ t), g
-
-
 def dsn_module(x, w, t, *, lam):
     """One DSN module: H = σ(XW), U = (HᵀH + λI)⁻¹HᵀT, Y = HU, E = ‖Y − T‖²_F.
 
@@ -321,13 +351,14 @@ def dsn_module(x, w, t, *, lam):
     y = h @ u  # (N, C) linear outputs
     r = y - t  # (N, C) residual
     e = (r * r).sum()
-    return (e, y, u), (x, w, h, u, g, r, lam)
+    return (e, y, u), DSNCache(x, w, h, u, g, r, lam)
 
 
 def dsn_module_backward(dout, cache, *, need_dx=True):
     """dx, dw of ``dsn_module`` through the closed-form U; ``dout`` = (dE, dY, dU), None = zero.
     ``need_dx=False`` returns (None, dw) and skips the (N, L)·(L, D) product (fitting W needs no dx)."""
     x, w, h, u, g, r, lam = cache
+    _check_dsn_dout(dout, x.shape[0], u.shape, x.dtype)
     xp = get_array_module(x)
     de, dy, du = dout
     gy = 2.0 * (0.0 if de is None else de) * r + (0.0 if dy is None else dy)  # (N, C) total dY, U held fixed
@@ -346,3 +377,4 @@ def dsn_module_backward(dout, cache, *, need_dx=True):
             dx[rows] = da @ w.T  # (B, D)
     return dx, dw
 # end-dsn
+

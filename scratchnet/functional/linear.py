@@ -5,7 +5,7 @@ See chapters/01-mlp.md#affine.
 """
 from __future__ import annotations
 
-from .._checks import check_float, check_int, check_ndim, check_same_dtype
+from .._checks import check_float, check_grad, check_int, check_ndim, check_same_dtype
 from ..backend import get_array_module, scatter_add
 
 __all__ = ["linear", "linear_backward", "embedding", "embedding_backward"]
@@ -26,7 +26,7 @@ def linear(x, w, b=None):
                          f"{w.shape[0]} (w shape {tuple(w.shape)}, layout (D_in, D_out))")
     if b is not None and b.shape != (w.shape[1],):
         raise ValueError(f"linear: expected b of shape ({w.shape[1]},), got {tuple(b.shape)}")
-    y = (x.reshape(-1, w.shape[0]) @ w).reshape(*x.shape[:-1], w.shape[1])  # (..., M) one 2-D GEMM, not one per leading index
+    y = (x.reshape(-1, w.shape[0]) @ w).reshape(*x.shape[:-1], w.shape[1])  # (..., M) one 2-D GEMM for all rows
     if b is not None:
         y += b  # in place: y is our own fresh array
     return y, (x, w, b is not None)
@@ -36,6 +36,7 @@ def linear_backward(dy, cache):
     """dx, dw, db of ``linear`` (db is None when there was no bias)."""
     x, w, has_b = cache
     D, M = w.shape
+    check_grad("linear_backward", "dy", dy, x.shape[:-1] + (M,), x.dtype)
     dx = (dy.reshape(-1, M) @ w.T).reshape(*dy.shape[:-1], D)  # (..., D)
     dw = x.reshape(-1, D).T @ dy.reshape(-1, M)  # (D, M)
     db = dy.reshape(-1, M).sum(axis=0) if has_b else None  # (M,)
@@ -61,6 +62,7 @@ def embedding(ids, w):
 def embedding_backward(dy, cache):
     """dw of ``embedding`` (ids are integers and get no gradient)."""
     ids, wshape, dtype = cache
+    check_grad("embedding_backward", "dy", dy, ids.shape + (wshape[1],), dtype)
     xp = get_array_module(dy)
     dw = xp.zeros(wshape, dtype=dtype)  # (V, D)
     scatter_add(dw, ids.reshape(-1), dy.reshape(-1, wshape[1]))

@@ -5,7 +5,11 @@ See chapters/01-mlp.md#eq-softmax-ce-backward.
 """
 from __future__ import annotations
 
-from .._checks import check_float, check_int
+from typing import NamedTuple
+
+import numpy as np
+
+from .._checks import check_float, check_grad, check_int
 from ..backend import get_array_module
 from .activation import stable_sigmoid, stable_softplus
 
@@ -23,11 +27,28 @@ def _check_reduction(op, reduction, allowed=_REDUCTIONS):
         raise ValueError(f"{op}: reduction must be one of {allowed}, got {reduction!r}")
 
 
+def check_dloss(op, dloss, shape, dtype, *, name="dloss"):
+    """Check a loss's upstream gradient: an array of the loss's ``shape`` and ``dtype`` (reduction
+    "none"), or for a scalar loss (shape ()) also a plain Python number, which takes the loss's dtype."""
+    if shape == () and isinstance(dloss, (int, float)) and not isinstance(dloss, (bool, np.generic)):
+        return
+    check_grad(op, name, dloss, shape, dtype)
+
+
 def _reduce(xp, per_item, reduction, denom):
     if reduction == "none":
         return per_item
     total = per_item.sum()
     return total / denom if reduction == "mean" else total
+
+
+class CrossEntropyCache(NamedTuple):
+    logp: object  # (..., K) log-softmax of the logits
+    t: object  # (...) targets, ignored positions replaced by 0
+    valid: object  # (...) positions that count (target != ignore_index)
+    label_smoothing: float
+    reduction: str
+    count: int  # the "mean" denominator: positions that count (1 for "sum" and "none")
 
 
 def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, ignore_index=-100):
@@ -61,12 +82,13 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
     per_item = per_item * valid
     count = max(int(valid.sum()), 1) if reduction == "mean" else 1
     loss = _reduce(xp, per_item, reduction, count)
-    return loss, (logp, t, valid, label_smoothing, reduction, count)
+    return loss, CrossEntropyCache(logp, t, valid, label_smoothing, reduction, count)
 
 
 def cross_entropy_backward(dloss, cache):
     """dlogits of ``cross_entropy``."""
     logp, t, valid, eps, reduction, count = cache
+    check_dloss("cross_entropy_backward", dloss, valid.shape if reduction == "none" else (), logp.dtype)
     xp = get_array_module(logp)
     K = logp.shape[-1]
     q = xp.zeros_like(logp)  # (..., K) smoothed target distribution
@@ -94,8 +116,17 @@ def mse_loss(pred, target, *, reduction="mean"):
 
 def mse_loss_backward(dloss, cache):
     diff, reduction = cache
+    check_dloss("mse_loss_backward", dloss, diff.shape if reduction == "none" else (), diff.dtype)
     scale = dloss / diff.size if reduction == "mean" else dloss
     return 2.0 * diff * scale
+
+
+class BCEWithLogitsCache(NamedTuple):
+    logits: object  # (...) the prediction
+    target: object  # (...) probabilities in [0, 1]
+    weight: object  # (...) 1 + (pos_weight − 1)·target, or 1.0
+    reduction: str
+    dtype: object  # the loss's dtype (target may widen the logits')
 
 
 def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", pos_weight=None):
@@ -112,11 +143,13 @@ def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", pos_we
     weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * target  # log-weight of positives
     per_item = (1.0 - target) * logits + weight * stable_softplus(-logits)
     loss = _reduce(xp, per_item, reduction, per_item.size)
-    return loss, (logits, target, weight, reduction)
+    return loss, BCEWithLogitsCache(logits, target, weight, reduction, per_item.dtype)
 
 
 def binary_cross_entropy_with_logits_backward(dloss, cache):
-    logits, target, weight, reduction = cache
+    logits, target, weight, reduction, dtype = cache
+    check_dloss("binary_cross_entropy_with_logits_backward", dloss, logits.shape if reduction == "none" else (),
+                dtype)
     dper = weight * (stable_sigmoid(logits) - 1.0) + (1.0 - target)
     scale = dloss / logits.size if reduction == "mean" else dloss
     return dper * scale
@@ -143,10 +176,11 @@ def kl_div(input, target, *, reduction="mean", log_target=False):
     n = input.shape[0] if reduction == "batchmean" else input.size
     red = "mean" if reduction == "batchmean" else reduction
     loss = _reduce(xp, per_item, red, n)
-    return loss, (t, red, n)
+    return loss, (t, red, n, per_item.dtype)
 
 
 def kl_div_backward(dloss, cache):
-    t, reduction, n = cache
+    t, reduction, n, dtype = cache
+    check_dloss("kl_div_backward", dloss, t.shape if reduction == "none" else (), dtype)
     scale = dloss / n if reduction == "mean" else dloss
     return -t * scale

@@ -5,10 +5,22 @@ See chapters/01-mlp.md#batchnorm.
 """
 from __future__ import annotations
 
-from .._checks import check_float, check_ndim, check_same_dtype
+from typing import NamedTuple
+
+from .._checks import check_float, check_grad, check_ndim, check_same_dtype
 from ..backend import get_array_module
 
 __all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward"]
+
+
+class BatchNormCache(NamedTuple):
+    xhat: object  # x's shape and dtype: the normalised input (and the output's shape and dtype)
+    inv_std: object  # (C,) 1/√(σ² + ε)
+    gamma: object  # (C,) or None
+    has_beta: bool
+    training: bool  # the batch statistics (train) or the running ones (eval) were used
+    axes: tuple  # every axis but the channel axis
+    bshape: tuple  # (1, C, 1, ...): a (C,) vector broadcast against x
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5):
@@ -26,7 +38,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     C = x.shape[1]
     for name, a in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
         if a is not None and a.shape != (C,):
-            raise ValueError(f"batch_norm: expected {name} of shape ({C},) for x of shape {tuple(x.shape)}, got {tuple(a.shape)}")
+            raise ValueError(f"batch_norm: expected {name} of shape ({C},) for x of shape {tuple(x.shape)}, "
+                             f"got {tuple(a.shape)}")
     xp = get_array_module(x)
     axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel axis
     bshape = (1, C) + (1,) * (x.ndim - 2)  # broadcast a (C,) vector against x
@@ -51,12 +64,13 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
     y = xhat if gamma is None else xhat * gamma.reshape(bshape)
     if beta is not None:
         y = y + beta.reshape(bshape)
-    return y, (xhat, inv_std, gamma, beta is not None, training, axes, bshape)
+    return y, BatchNormCache(xhat, inv_std, gamma, beta is not None, training, axes, bshape)
 
 
 def batch_norm_backward(dy, cache):
     """dx, dgamma, dbeta of ``batch_norm`` (train: through the batch statistics; eval: affine)."""
     xhat, inv_std, gamma, has_beta, training, axes, bshape = cache
+    check_grad("batch_norm_backward", "dy", dy, xhat.shape, xhat.dtype)
     dbeta = dy.sum(axis=axes) if has_beta else None  # (C,)
     dgamma = (dy * xhat).sum(axis=axes) if gamma is not None else None  # (C,)
     dxhat = dy if gamma is None else dy * gamma.reshape(bshape)
@@ -82,7 +96,8 @@ def layer_norm(x, gamma, beta, *, eps=1e-5):
     D = x.shape[-1]
     for name, a in (("gamma", gamma), ("beta", beta)):
         if a is not None and a.shape != (D,):
-            raise ValueError(f"layer_norm: expected {name} of shape ({D},) for x of shape {tuple(x.shape)}, got {tuple(a.shape)}")
+            raise ValueError(f"layer_norm: expected {name} of shape ({D},) for x of shape {tuple(x.shape)}, "
+                             f"got {tuple(a.shape)}")
     xp = get_array_module(x)
     mu = x.mean(axis=-1, keepdims=True)  # (..., 1)
     xc = x - mu
@@ -98,6 +113,7 @@ def layer_norm(x, gamma, beta, *, eps=1e-5):
 def layer_norm_backward(dy, cache):
     """dx, dgamma, dbeta of ``layer_norm``."""
     xhat, inv_std, gamma, has_beta = cache
+    check_grad("layer_norm_backward", "dy", dy, xhat.shape, xhat.dtype)
     D = xhat.shape[-1]
     dbeta = dy.reshape(-1, D).sum(axis=0) if has_beta else None  # (D,)
     dgamma = (dy * xhat).reshape(-1, D).sum(axis=0) if gamma is not None else None  # (D,)

@@ -2,16 +2,20 @@
 
 Legend: N batch, C channels, H, W input size, KH, KW window, K = KH·KW, OH, OW output size.
 Pooling windows are im2col windows (``functional/conv.py``) with dilation 1 and a reduction over
-the K taps instead of a GEMM. See chapters/05-convolution.md#pooling.
+the K taps instead of a GEMM. This file is the reference the chapter reads; each pooling op makes
+one call into ``scratchnet/kernels/pool.py``, which picks the route (Numba loops, the 2×2 window).
+See chapters/05-convolution.md#pooling.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .._checks import check_float, check_ndim
-from .._jit import use_jit
-from ..backend import get_array_module, require_numpy
-from .conv import PARALLEL_MIN_SIZE, Geometry, _fold_ref, _pair, _unfold_ref, col2im, conv_output_size, im2col
+from .._checks import check_float, check_grad, check_ndim
+from ..backend import get_array_module
+from ..kernels import pool as _kernels
+from .conv import Geometry, _fold_ref, _pair, _unfold_ref, col2im, conv_output_size, im2col
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
            "global_avg_pool2d", "global_avg_pool2d_backward",
@@ -38,17 +42,43 @@ def _pool_geometry(op, x, kernel_size, stride, padding):
                     conv_output_size(W, KW, sw, pw, 1))
 
 
-def _is_2x2(g):
-    """The 2×2 window with stride 2 and no padding, which has its own fast paths."""
-    return tuple(g[:6]) == (2, 2, 2, 2, 0, 0)
+class MaxPoolCache(NamedTuple):
+    """What max_pool2d_backward needs: each window's winning tap, the window, the input's shape and dtype."""
+    arg: object
+    g: Geometry
+    x_shape: tuple
+    dtype: object
 
 
-def _tap(a, g, i, j):
-    """The view of a (N, C, H, W) holding tap (i, j) of every 2×2 / stride-2 window: (N, C, OH, OW)."""
-    return a[:, :, i:i + 2 * g.oh:2, j:j + 2 * g.ow:2]
+class AvgPoolCache(NamedTuple):
+    """What avg_pool2d_backward needs: the divisor (a scalar, or (1, 1, OH, OW) counts), the window,
+    the input's shape and dtype."""
+    divisor: object
+    g: Geometry
+    x_shape: tuple
+    dtype: object
 
 
 # start-max-pool
+def max_pool2d(x, *, kernel_size, stride=None, padding=0):
+    """y[n,c,p,q] = max over the window of x_pad (padding is −∞, never selected).
+
+    x (N, C, H, W) → y (N, C, OH, OW); stride defaults to kernel_size.
+    Backward: dx[n,c,h,w] = Σ over the windows whose winner is (h, w) of dy (a scatter).
+    See chapters/05-convolution.md#eq-maxpool-backward.
+    """
+    g = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
+    y, arg = _kernels.max_pool2d(x, g, reference=_max_pool_ref)  # the Numba kernels, or the reference below
+    return y, MaxPoolCache(arg, g, x.shape, x.dtype)
+
+
+def max_pool2d_backward(dy, cache):
+    """dx of ``max_pool2d``."""
+    arg, g, x_shape, dtype = cache
+    check_grad("max_pool2d_backward", "dy", dy, (*x_shape[:2], g.oh, g.ow), dtype)
+    return _kernels.max_pool2d_backward(dy, arg, g, x_shape, reference=_max_pool_backward_ref)
+
+
 def _max_pool_ref(x, g):
     """Vectorised forward (also the CuPy path): −∞ padding, unfold, argmax over the K taps."""
     xp = get_array_module(x)
@@ -71,51 +101,6 @@ def _max_pool_backward_ref(dy, arg, g, H, W):
     onehot = xp.arange(g.kh * g.kw).reshape(1, 1, -1, 1, 1) == arg[:, :, None]  # (N, C, K, OH, OW)
     dcols = (onehot * dy[:, :, None]).reshape(N, C, g.kh, g.kw, g.oh, g.ow)  # (N, C, KH, KW, OH, OW)
     return _fold_ref(dcols, g, H, W)
-
-
-def max_pool2d(x, *, kernel_size, stride=None, padding=0):
-    """y[n,c,p,q] = max over the window of x_pad (padding is −∞, never selected).
-
-    x (N, C, H, W) → y (N, C, OH, OW); stride defaults to kernel_size.
-    Backward: dx[n,c,h,w] = Σ over the windows whose winner is (h, w) of dy (a scatter).
-    See chapters/05-convolution.md#eq-maxpool-backward.
-    """
-    g = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
-    xp = get_array_module(x)
-    if use_jit() and xp is np:
-        from ..kernels import pool_loops as K
-        require_numpy("max_pool2d", x)
-        x = np.ascontiguousarray(x)
-        y = np.empty(x.shape[:2] + (g.oh, g.ow), dtype=x.dtype)  # (N, C, OH, OW)
-        # winner's tap k = i·KW + j; one byte per output for windows up to 127 taps (less to write)
-        arg = np.empty(y.shape, dtype=np.int8 if g.kh * g.kw <= 127 else np.int64)  # (N, C, OH, OW)
-        if _is_2x2(g):  # the common 2×2 / stride 2 window: taps unrolled
-            K.max_pool2x2_kernel_serial(x, y, arg)
-        else:
-            kernel = K.max_pool2d_kernel if x.size >= PARALLEL_MIN_SIZE else K.max_pool2d_kernel_serial
-            kernel(x, y, arg, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw)
-    else:
-        y, arg = _max_pool_ref(x, g)
-    return y, (arg, g, x.shape)
-
-
-def max_pool2d_backward(dy, cache):
-    """dx of ``max_pool2d``."""
-    arg, g, x_shape = cache
-    xp = get_array_module(dy)
-    if use_jit() and xp is np:
-        from ..kernels import pool_loops as K
-        require_numpy("max_pool2d_backward", dy)
-        dy = np.ascontiguousarray(dy)
-        if _is_2x2(g):  # disjoint windows: dx written once, no zero pass, no scatter-add
-            dx = np.empty(x_shape, dtype=dy.dtype)  # (N, C, H, W), written in full by the kernel
-            K.max_pool2x2_backward_kernel_serial(dy, arg, dx)
-            return dx
-        dx = np.zeros(x_shape, dtype=dy.dtype)  # (N, C, H, W)
-        kernel = K.max_pool2d_backward_kernel if dx.size >= PARALLEL_MIN_SIZE else K.max_pool2d_backward_kernel_serial
-        kernel(dy, arg, dx, g.kw, g.sh, g.sw, g.ph, g.pw)
-        return dx
-    return _max_pool_backward_ref(dy, arg, g, x_shape[2], x_shape[3])
 # end-max-pool
 
 
@@ -127,14 +112,21 @@ def avg_pool2d(x, *, kernel_size, stride=None, padding=0, count_include_pad=True
     See chapters/05-convolution.md#eq-avgpool-backward.
     """
     g = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding)
+    y, divisor = _kernels.avg_pool2d(x, g, count_include_pad, reference=_avg_pool_ref)  # or the 2×2 window's slices
+    return y, AvgPoolCache(divisor, g, x.shape, x.dtype)
+
+
+def avg_pool2d_backward(dy, cache):
+    """dx of ``avg_pool2d``."""
+    divisor, g, x_shape, dtype = cache
+    check_grad("avg_pool2d_backward", "dy", dy, (*x_shape[:2], g.oh, g.ow), dtype)
+    return _kernels.avg_pool2d_backward(dy, divisor, g, x_shape, reference=_avg_pool_backward_ref)
+
+
+def _avg_pool_ref(x, g, count_include_pad):
+    """Vectorised forward: every (n, c) plane as a channel of one image, unfold, mean over the K taps."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    if _is_2x2(g):  # LeNet's subsampling: four strided slices, no unfold (2.5× faster)
-        y = _tap(x, g, 0, 0) + _tap(x, g, 0, 1)  # (N, C, OH, OW)
-        y += _tap(x, g, 1, 0)
-        y += _tap(x, g, 1, 1)
-        y *= 0.25
-        return y, (4.0, g, x.shape)
     cols = im2col(x.reshape(1, N * C, H, W), g)  # (NC, KH, KW, 1, OH, OW), zeros in the padding
     if count_include_pad or (g.ph == 0 and g.pw == 0):
         divisor = float(g.kh * g.kw)
@@ -142,21 +134,13 @@ def avg_pool2d(x, *, kernel_size, stride=None, padding=0, count_include_pad=True
         ones = xp.ones((1, 1, H, W), dtype=x.dtype)  # (1, 1, H, W)
         divisor = im2col(ones, g).sum(axis=(1, 2)).reshape(1, 1, g.oh, g.ow)  # real pixels per window
     y = cols.sum(axis=(1, 2)).reshape(N, C, g.oh, g.ow) / divisor  # (N, C, OH, OW)
-    return y, (divisor, g, x.shape)
+    return y, divisor
 
 
-def avg_pool2d_backward(dy, cache):
-    """dx of ``avg_pool2d``."""
-    divisor, g, x_shape = cache
+def _avg_pool_backward_ref(dy, divisor, g, x_shape):
+    """Vectorised backward: dy/d copied to the K taps of its window, then col2im."""
     xp = get_array_module(dy)
     N, C, H, W = x_shape
-    if _is_2x2(g):  # each pixel is in at most one window: four strided writes
-        dx = (xp.zeros if H % 2 or W % 2 else xp.empty)(x_shape, dtype=dy.dtype)  # (N, C, H, W)
-        dyd = dy / divisor
-        for i in range(2):  # tap (i, j) of every window
-            for j in range(2):
-                _tap(dx, g, i, j)[...] = dyd
-        return dx
     dyd = (dy / divisor).reshape(N * C, 1, 1, 1, g.oh, g.ow)  # (NC, 1, 1, 1, OH, OW)
     dcols = xp.ascontiguousarray(xp.broadcast_to(dyd, (N * C, g.kh, g.kw, 1, g.oh, g.ow)))
     return col2im(dcols, g, H, W).reshape(N, C, H, W)  # (N, C, H, W)
@@ -167,12 +151,13 @@ def global_avg_pool2d(x):
     """y[n, c] = mean over (h, w) of x. x (N, C, H, W) → (N, C). Backward: dx = dy / (H·W) broadcast."""
     check_float("global_avg_pool2d", "x", x)
     check_ndim("global_avg_pool2d", "x", x, 4)
-    return x.mean(axis=(2, 3)), (x.shape,)
+    return x.mean(axis=(2, 3)), (x.shape, x.dtype)
 
 
 def global_avg_pool2d_backward(dy, cache):
     """dx of ``global_avg_pool2d``."""
-    (x_shape,) = cache
+    x_shape, dtype = cache
+    check_grad("global_avg_pool2d_backward", "dy", dy, x_shape[:2], dtype)
     xp = get_array_module(dy)
     H, W = x_shape[2:]
     return xp.broadcast_to((dy / float(H * W))[:, :, None, None], x_shape).copy()  # (N, C, H, W)
@@ -190,10 +175,20 @@ def _channel_window_sum(a, before, after):
     return out
 
 
+class LRNCache(NamedTuple):
+    """What local_response_norm_backward needs: x, s and s^{−β} (the power is the costly part), the options."""
+    x: object
+    s: object
+    spow: object
+    size: int
+    alpha: float
+    beta: float
+
+
 # start-lrn
 def _inverse_power(s, beta):
-    """s^{−β} for s > 0. AlexNet's β = 3/4 as 1/(√s·√√s): three square roots and a reciprocal run
-    ~4× faster than NumPy's general power (measured on 2.4M float32: 14 ms → 3 ms), within a few ulp."""
+    """s^{−β} for s > 0. AlexNet's β = 3/4 as 1/(√s·√√s): three square roots and a reciprocal are
+    several times faster than NumPy's general power, within a few ulp."""
     xp = get_array_module(s)
     if beta != 0.75:
         return s ** (-beta)
@@ -218,12 +213,13 @@ def local_response_norm(x, *, size=5, alpha=1e-4, beta=0.75, k=2.0):
     s = k + (alpha / size) * _channel_window_sum(sq, size // 2, (size - 1) // 2)  # (N, C, ...)
     spow = _inverse_power(s, beta)  # s^{−β}
     y = x * spow
-    return y, (x, s, spow, size, alpha, beta)
+    return y, LRNCache(x, s, spow, size, alpha, beta)
 
 
 def local_response_norm_backward(dy, cache):
     """dx of ``local_response_norm``."""
     x, s, spow, size, alpha, beta = cache
+    check_grad("local_response_norm_backward", "dy", dy, x.shape, x.dtype)
     t = dy * x * spow / s  # dy_c x_c s_c^{−β−1}
     # channel j feeds the windows of c ∈ [j − ⌊(size−1)/2⌋, j + ⌊size/2⌋]: the transposed window
     back = _channel_window_sum(t, (size - 1) // 2, size // 2)

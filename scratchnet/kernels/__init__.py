@@ -1,6 +1,14 @@
-"""Numba loop kernels (``*_loops``) and, where a benchmark asks, CuPy kernels (``*_cupy``).
+"""The fast routes, kept out of the teaching code.
 
-Kernel files hold only kernels: constants are arguments, outputs are preallocated by the caller,
-no fastmath, ``parallel=True`` only over independent outputs. Each has a vectorised reference
-in ``scratchnet.functional`` and a test comparing the two.
+Two kinds of file:
+
+- ``<family>_loops.py`` hold only Numba loop kernels: constants are arguments, outputs are
+  preallocated by the caller, no fastmath, ``parallel=True`` only over independent outputs.
+- ``<family>.py`` (``conv``, ``pool``, ``activation``, ``ctc``, ``recurrent``) are the route files:
+  each ``functional/<family>.py`` makes ONE call into its route file, passing its readable
+  reference; the route file chooses between that reference (also the CuPy and float16 path) and
+  the loop kernels with ``scratchnet._jit.jit_route``, and owns the size thresholds, shortcuts and
+  streaming. Route files never import ``scratchnet.functional`` (no import cycle).
+
+Every route has a test against its reference; timings live in ``benchmarks/``.
 """

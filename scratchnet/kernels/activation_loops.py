@@ -1,20 +1,19 @@
 """Numba kernels of the exact GELU, y = x Φ(x) with Φ(x) = ½(1 + erf(x/√2)), and its backward.
 
-NumPy has no ``erf``; SciPy's is a scalar routine called through a ufunc (≈ 18 ns per float32
-element), and the expression around it takes four more passes over the array. One fused loop over
-the flat array computes Φ and y together.
-In float32 the loop uses a rational approximation of erf (below) that the compiler turns into
-SIMD code; float64 keeps the C library's ``erf``, exact to the last bit. The vectorised reference
-is ``gelu`` / ``gelu_backward`` in ``scratchnet/functional/activation.py`` (SCRATCHNET_JIT=0
-selects it). See chapters/01-mlp.md#gelu.
+NumPy has no ``erf``; SciPy's is a scalar routine called through a ufunc, and the expression
+around it takes four more passes over the array. One fused loop over the flat array computes Φ
+and y together. In float32 the loop uses a rational approximation of erf (below) that the
+compiler turns into SIMD code; float64 keeps the C library's ``erf``, exact to the last bit. The
+route (``scratchnet/kernels/activation.py``) calls these loops; the vectorised reference is
+``_gelu_exact`` / ``_gelu_exact_backward`` in ``scratchnet/functional/activation.py``
+(SCRATCHNET_JIT=0 selects it). See chapters/01-mlp.md#gelu.
 
 ``error_model="numpy"``: a division by zero gives inf as in NumPy instead of raising; without it
 Numba guards every division with a check that stops the loop from being vectorised.
 
 The loops run on one thread on purpose. A ``parallel=True`` region leaves its OpenMP workers
-spinning for a while after it ends, and on a small machine they steal the cores the BLAS calls
-around it need: in a GPT training step (6 layers, d 256) the parallel variant made the whole step
-≈ 20 % slower than this serial one, although it halves the time of the loop measured alone.
+spinning for a while after it ends, and they steal the cores the BLAS calls around it need
+(``benchmarks/bench_attention.py`` has the measurement).
 """
 from __future__ import annotations
 
@@ -49,8 +48,8 @@ def erf_float32(x):
 
 
 # tanh(x) ≈ x P(x²) / Q(x²) on [−7.9053, 7.9053] (beyond it tanh rounds to ±1 in float32): Eigen's
-# float tanh; |error| < 3.5e-7 evaluated in float32. NumPy's float32 tanh is a scalar loop (≈ 2.7 ns
-# per element here); this one vectorises, which the recurrent cells of chapters 15 and 16 use.
+# float tanh; |error| < 3.5e-7 evaluated in float32. NumPy's float32 tanh is a scalar loop; this one
+# vectorises, which the recurrent cells of chapters 15 and 16 use (benchmarks/bench_core.py).
 _TP = tuple(np.float32(c) for c in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
                                     5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
                                     -2.76076847742355e-16))

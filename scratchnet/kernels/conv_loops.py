@@ -9,9 +9,10 @@ matrix of one GEMM over the whole batch.
 Legend: N batch, C channels, H, W input height/width, KH, KW kernel, K = KH·KW, OH, OW output
 size, L = OH·OW, sh, sw stride, ph, pw padding, dh, dw dilation. Kernels only: outputs are
 preallocated by the caller, constants are arguments. The vectorised references are ``_unfold_ref``
-/ ``_fold_ref`` in ``scratchnet/functional/conv.py``. Each tap block and each input plane is
-reached through a 1-D view, and unit-stride rows through a slice view, so the inner loops index
-one contiguous vector (6-D indexing made them ~3× slower).
+/ ``_fold_ref`` in ``scratchnet/functional/conv.py``; ``scratchnet/kernels/conv.py`` chooses
+between them and these kernels. Each tap block and each input plane is reached through a 1-D
+view, and unit-stride rows through a slice view, so the inner loops index one contiguous vector
+(cheaper than 6-D indexing; ``benchmarks/bench_conv.py``).
 """
 from __future__ import annotations
 
@@ -21,16 +22,15 @@ __all__ = ["unfold_kernel", "unfold_kernel_serial", "fold_kernel", "fold_kernel_
 
 
 @njit
-def _valid_range(O, s, offset, size):
-    """The output indices o in [0, O) whose input index o·s + offset lies in [0, size)."""
+def _valid_range(n_out, s, offset, size):
+    """The output indices o in [0, n_out) whose input index o·s + offset lies in [0, size)."""
     lo = 0 if offset >= 0 else (-offset + s - 1) // s
     hi = (size - 1 - offset) // s + 1 if size - 1 - offset >= 0 else 0
-    return lo, max(lo, min(O, hi))
+    return lo, max(lo, min(n_out, hi))
 
 
 # The unit-stride row loops live in two small kernels of their own: compiled apart from the padding
-# branches they run 1.3–1.9× faster than the same loops inlined there (measured, one thread, on
-# LeNet's C1/C3 and a 14×14 3×3 layer; equal on a 32×32 ResNet layer, which is memory-bound).
+# branches they run faster than the same loops inlined there (``benchmarks/bench_conv.py``).
 @njit
 def _copy_rows(dst, src, OW, h_lo, h_hi, w_lo, w_hi, s_start, s_step):
     """dst[oh·OW + ow] = src[s_start + oh·s_step + ow] for oh in [h_lo, h_hi), ow in [w_lo, w_hi)."""

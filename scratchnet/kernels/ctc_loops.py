@@ -2,8 +2,11 @@
 
 Legend: N batch, T time, C classes, L extended labels (2S + 1). One sequence per thread
 (``prange`` over the batch: sequences are independent). Every value is a log-probability; −inf
-marks an unreachable lattice cell. The vectorised reference is ``scratchnet.functional.ctc``
-(``_alpha_reference`` / ``_beta_grad_reference``); SCRATCHNET_JIT=0 selects it.
+marks an unreachable lattice cell. ``scratchnet/kernels/ctc.py`` chooses between these loops and
+the vectorised reference in ``scratchnet/functional/ctc.py`` (``_alpha_reference`` /
+``_beta_grad_reference``); SCRATCHNET_JIT=0 selects the reference.
+A NaN anywhere in a sequence's frames t < T_n makes its log p NaN and its gradient NaN on those
+frames, as in the reference: the log-sum-exps below take max and min, which would drop a NaN.
 See chapters/17-ctc.md#eq-ctc-alpha.
 """
 from __future__ import annotations
@@ -53,8 +56,9 @@ def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, ne
 
     α_t(s) = lse(α_{t−1}(s), α_{t−1}(s−1), [skip_s] α_{t−1}(s−2)) + lp_t(l'_s). A blank state (s even)
     is never entered by a skip, so blanks take the two-term log-sum-exp (one exp instead of two).
+    A NaN in lp[n, :T_n] makes logp[n] NaN.
     """
-    N = lp.shape[0]
+    N, C = lp.shape[0], lp.shape[2]
     for n in prange(N):  # one sequence per thread
         Tn = input_lengths[n]
         Ln = ext_lengths[n]
@@ -78,6 +82,12 @@ def _ctc_alpha_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, ne
         last = alpha[n, Tn - 1, Ln - 1]
         second = alpha[n, Tn - 1, Ln - 2] if Ln > 1 else neg_inf
         logp[n] = _logaddexp2(last, second, one)
+        n_nan = 0
+        for t in range(Tn):  # NaN in → NaN out: count the NaN of the sequence's frames
+            for k in range(C):
+                n_nan += lp[n, t, k] != lp[n, t, k]
+        if n_nan > 0:
+            logp[n] = math.nan
 
 
 def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp, weight, beta, dlp, neg_inf,
@@ -93,6 +103,7 @@ def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp
     A reused row (R = 2) still holds β_{t+2} where row t is not written, and nothing reads those
     cells: below the band its lower edge lo rises with t, so β_{t+2} left them −inf too; above
     s = 2t + 1 (trim) neither β_{t−1} (it reads up to s = 2(t−1) + 1 + 2) nor the gradient looks.
+    A NaN log p (a NaN input) gives a NaN gradient on the sequence's frames t < T_n.
     """
     N, R = lp.shape[0], beta.shape[1]
     for n in prange(N):  # one sequence per thread
@@ -126,6 +137,8 @@ def _ctc_beta_grad_kernel(lp, ext, skip, input_lengths, ext_lengths, alpha, logp
                     g = alpha[n, t, s] + beta[n, r, s] - lp[n, t, k] - logp[n]
                     if g > neg_inf:
                         dlp[n, t, k] -= w * math.exp(g)
+        if logp[n] != logp[n]:  # NaN in → NaN out
+            dlp[n, :Tn] = math.nan
 
 
 ctc_alpha_kernel = njit(parallel=True)(_ctc_alpha_kernel)  # prange over sequences: big lattices

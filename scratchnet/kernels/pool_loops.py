@@ -3,14 +3,15 @@
 Legend: N batch, C channels, H, W input, KH, KW window, OH, OW output, sh, sw stride, ph, pw
 padding. ``arg`` holds the winner's position inside its window, k = i·KW + j (first maximum in
 row-major order, as PyTorch). The vectorised references are ``_max_pool_ref`` /
-``_max_pool_backward_ref`` in ``scratchnet/functional/pool.py``.
+``_max_pool_backward_ref`` in ``scratchnet/functional/pool.py``; ``scratchnet/kernels/pool.py``
+chooses between them and these kernels.
 """
 from __future__ import annotations
 
 from .._jit import njit, prange
 
-__all__ = ["max_pool2d_kernel", "max_pool2d_kernel_serial", "max_pool2d_backward_kernel", "max_pool2d_backward_kernel_serial",
-           "max_pool2x2_kernel_serial", "max_pool2x2_backward_kernel_serial"]
+__all__ = ["max_pool2d_kernel", "max_pool2d_kernel_serial", "max_pool2d_backward_kernel",
+           "max_pool2d_backward_kernel_serial", "max_pool2x2_kernel_serial", "max_pool2x2_backward_kernel_serial"]
 
 
 def _max_pool2d_kernel(x, y, arg, KH, KW, sh, sw, ph, pw):
@@ -19,8 +20,8 @@ def _max_pool2d_kernel(x, y, arg, KH, KW, sh, sw, ph, pw):
     x (N, C, H, W); y (N, C, OH, OW) and arg (N, C, OH, OW) of any integer dtype holding
     KH·KW − 1 (the caller uses int8 for windows up to 127 taps), written in full.
     The winner is the first maximum in row-major tap order, or the first NaN. Each window's taps
-    are clipped to the input once (no test per tap) and compared with a plain ``>`` (a select; the
-    NaN-aware test costs several times more); a window whose sum is NaN, i.e. that holds a NaN
+    are clipped to the input once (no test per tap) and compared with a plain ``>`` (a select, far
+    cheaper than the NaN-aware test); a window whose sum is NaN, i.e. that holds a NaN
     (or +∞ and −∞), is redone with the NaN-aware test.
     """
     N, C, H, W = x.shape
@@ -28,7 +29,7 @@ def _max_pool2d_kernel(x, y, arg, KH, KW, sh, sw, ph, pw):
     for nc in prange(N * C):  # independent (sample, channel) planes
         n = nc // C
         c = nc % C
-        x_plane, y_plane, arg_plane = x[n, c], y[n, c], arg[n, c]  # 2-D views: halves the time of the prange loop
+        x_plane, y_plane, arg_plane = x[n, c], y[n, c], arg[n, c]  # 2-D views: cheaper indexing than 4-D
         for oh in range(OH):  # output row
             h0 = oh * sh - ph
             i_lo, i_hi = max(0, -h0), min(KH, H - h0)  # window rows inside the input
@@ -82,8 +83,8 @@ def _max_pool2x2_kernel(x, y, arg):
 
     x (N, C, H, W); y, arg (N, C, H // 2, W // 2), written in full (a last odd row or column
     of x is in no window). Same winner as the general kernel: the first maximum, or the first NaN.
-    The plain comparisons compile to selects (the NaN-aware test of the general kernel costs ~9×
-    here); a window whose sum is NaN, i.e. that holds a NaN (or +∞ and −∞), is redone exactly.
+    The plain comparisons compile to selects (far cheaper than the NaN-aware test of the general
+    kernel); a window whose sum is NaN, i.e. that holds a NaN (or +∞ and −∞), is redone exactly.
     """
     N, C = x.shape[0], x.shape[1]
     OH, OW = y.shape[2], y.shape[3]
@@ -138,13 +139,13 @@ def _max_pool2x2_backward_kernel(dy, arg, dx):
 
 
 max_pool2d_kernel = njit(parallel=True)(_max_pool2d_kernel)  # prange over planes: for big inputs
-max_pool2d_kernel_serial = njit(_max_pool2d_kernel)  # the same loops on one thread: small inputs, busy machines
+max_pool2d_kernel_serial = njit(_max_pool2d_kernel)  # the same loops on one thread: small inputs
 
 
 max_pool2d_backward_kernel = njit(parallel=True)(_max_pool2d_backward_kernel)  # prange over planes: for big inputs
-max_pool2d_backward_kernel_serial = njit(_max_pool2d_backward_kernel)  # the same loops on one thread: small inputs, busy machines
+max_pool2d_backward_kernel_serial = njit(_max_pool2d_backward_kernel)  # the same loops on one thread: small inputs
 
 
-# 2×2 fast paths: serial only (measured on 2 busy cores: the parallel forward was 4–8× slower)
+# 2×2 fast paths: serial only (a parallel region costs more than these short loops; benchmarks/bench_conv.py)
 max_pool2x2_kernel_serial = njit(_max_pool2x2_kernel)
 max_pool2x2_backward_kernel_serial = njit(_max_pool2x2_backward_kernel)

@@ -2,11 +2,11 @@
 cells' gates for float32 in the forward pass, and the step of the backward pass (any float dtype),
 which computes the local derivatives on the fly instead of keeping (T, N, ·) arrays of them.
 
-Legend: N batch, H hidden units; za (N, 4H) the scaled pre-activations a ⊙ z of the blocks i, f, g,
-o, with a = ½ for the sigmoid blocks and 1 for g, so that every block is act(z) = a·tanh(a·z) + s
-(σ(z) = ½ tanh(z/2) + ½). The recurrence's GEMM stays in NumPy; this loop replaces the eight
-array operations of the vectorised cell (``_lstm_cell`` in ``scratchnet/functional/lstm.py``, the
-reference and the CuPy path), whose two float32 tanh calls alone cost more than the GEMM.
+Legend: N batch, H hidden units; gate blocks i, f, g, o (LSTM, 4H) and r, z, n (GRU, 3H). The
+sigmoids are written σ(z) = ½ tanh(z/2) + ½ (exact, overflow-free, one transcendental call per
+element), with ``tanh_float32``, a branch-free rational tanh that vectorises. The recurrence's GEMM
+stays in NumPy; ``scratchnet/kernels/recurrent.py`` calls these loops, and the readable reference
+of the same arithmetic is ``scratchnet/functional/lstm.py`` / ``gru.py`` (also the CuPy path).
 See chapters/15-lstm.md#eq-lstm (forward), #eq-lstm-backward and chapters/16-gru.md#eq-gru-backward.
 """
 from __future__ import annotations
@@ -20,16 +20,17 @@ __all__ = ["lstm_cell_float32_kernel", "lstm_backward_step_kernel", "gru_cell_fl
 
 @njit(error_model="numpy")
 def lstm_cell_float32_kernel(hw, c, a, s, gates, c_new, tanh_c, h_new):
-    """gates = a ⊙ tanh(hw + gates) + s; c' = f ⊙ c + i ⊙ g; tanh(c'); h' = o ⊙ tanh(c').
+    """gates = a ⊙ tanh(a ⊙ (hw + gates)) + s; c' = f ⊙ c + i ⊙ g; tanh(c'); h' = o ⊙ tanh(c').
 
-    hw (N, 4H) the scaled recurrent term h wh a; gates (N, 4H) holds the scaled input term x wx a + b a
-    on entry and the gates i, f, g, o on exit (one array read and written in place: the step's input
-    projection is not needed again); c, c_new, tanh_c, h_new (N, H); a, s (4H,); all float32.
+    hw (N, 4H) the recurrent term h wh; gates (N, 4H) holds the input term x wx + b on entry and the
+    gates i, f, g, o on exit (one array read and written in place: the step's input projection is
+    not needed again); c, c_new, tanh_c, h_new (N, H); a, s (4H,) the per-block scale and shift
+    (½, ½ for the sigmoid blocks i, f, o; 1, 0 for the tanh block g); all float32.
     """
     N, H = c.shape
     for n in range(N):  # one sample's row at a time
         for k in range(4 * H):  # the four gate blocks at once (vectorised)
-            gates[n, k] = a[k] * tanh_float32(hw[n, k] + gates[n, k]) + s[k]
+            gates[n, k] = a[k] * tanh_float32(a[k] * (hw[n, k] + gates[n, k])) + s[k]
         for j in range(H):  # the additive cell update and the output gate
             cn = gates[n, H + j] * c[n, j] + gates[n, j] * gates[n, 2 * H + j]  # f c + i g
             c_new[n, j] = cn
@@ -45,7 +46,7 @@ def lstm_backward_step_kernel(dh, dy, dc, gates, tanh_c, c_prev, keep, dz, one):
 
     dh, dy, dc, tanh_c, c_prev (N, H); gates (N, 4H) i, f, g, o; keep (N,) bool; dz (N, 4, H)
     written in full. A row with keep False (past its length) gets dz = 0 and keeps its dc. ``one`` is
-    1 in the arrays' dtype (a literal 1.0 would widen float32 arithmetic to float64: 1.3× slower).
+    1 in the arrays' dtype (a literal 1.0 would widen float32 arithmetic to float64).
     """
     N, H = dh.shape
     for n in range(N):  # every sample

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_grad
 from .._random import get_rng
 from ..backend import asnumpy, get_array_module
 from . import init
@@ -70,7 +71,8 @@ class _RecurrentBase(Module):
         """Forward through the stack; returns (y, final states tuple) and pushes one cache."""
         name = type(self).__name__
         if getattr(x, "ndim", None) != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"{name}: expected input (N, T, {self.input_size}), got shape {tuple(getattr(x, 'shape', ()))}")
+            raise ValueError(f"{name}: expected input (N, T, {self.input_size}), "
+                             f"got shape {tuple(getattr(x, 'shape', ()))}")
         xp = get_array_module(x)
         N, K = x.shape[0], self.num_directions
         given = any(s is not None for s in states)
@@ -97,7 +99,7 @@ class _RecurrentBase(Module):
         final = tuple(xp.stack([f[k] for f in finals]) for k in range(self._states))  # (L·K, N, H) each
         if self.stateful:
             self.state = tuple(s.copy() for s in final)  # detached: no gradient flows into the past
-        self.push((caches, given and not self.stateful, lengths))
+        self.push((caches, given and not self.stateful, lengths, tuple(inp.shape), inp.dtype))
         return (inp,) + final
 
     def backward(self, grads):
@@ -105,10 +107,11 @@ class _RecurrentBase(Module):
 
         Returns dx, or (dx, dh0[, dc0]) when forward was given initial states.
         """
-        caches, given, lengths = self.pop()
+        caches, given, lengths, y_shape, dtype = self.pop()
         grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
-        dy, dstates = grads[0], (tuple(grads[1:]) + (None,) * self._states)[:self._states]
         K, H = self.num_directions, self.hidden_size
+        self._check_upstream(grads, y_shape, dtype)  # the slices below would hide a wrong width
+        dy, dstates = grads[0], (tuple(grads[1:]) + (None,) * self._states)[:self._states]
         dinit = [[None] * (self.num_layers * K) for _ in range(self._states)]
         for layer in reversed(range(self.num_layers)):
             drop = caches[layer * (K + 1) + K]
@@ -134,6 +137,18 @@ class _RecurrentBase(Module):
             return dy
         xp = get_array_module(dy)
         return (dy,) + tuple(xp.stack(ds) if ds[0] is not None else None for ds in dinit)
+
+    def _check_upstream(self, grads, y_shape, dtype):
+        """Check dy (N, T, K·H) and the final-state gradients (L·K, N, H) against the forward's outputs."""
+        op = f"{type(self).__name__}.backward"
+        names = ("dy", "dh_n", "dc_n")[:1 + self._states]
+        if len(grads) > len(names):
+            raise ValueError(f"{op}: expected at most {len(names)} upstream gradients ({', '.join(names)}), "
+                             f"got {len(grads)}")
+        state_shape = (self.num_layers * self.num_directions, y_shape[0], self.hidden_size)
+        for name, g in zip(names, grads):
+            if g is not None:
+                check_grad(op, name, g, y_shape if name == "dy" else state_shape, dtype)
 
     def _opts(self):
         return {}

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 import scratchnet.functional as F
-from scratchnet.cases.conv import CONV_CONFIGS, TRANSPOSE_CONFIGS, conv_inputs, transpose_inputs
 from scratchnet.functional.conv import Geometry, _fold_ref, _unfold_ref, col2im, im2col
 from scratchnet.gradcheck import assert_gradients
+from scratchnet.gradcheck.cases.conv import CONV_CONFIGS, TRANSPOSE_CONFIGS, conv_inputs, transpose_inputs
+from scratchnet.kernels import conv as routes
 
 
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
@@ -167,11 +168,11 @@ def test_parallel_and_serial_kernels_match_reference(g, dtype, rng):
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
 def test_streamed_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch):
     """The two GEMM layouts of conv2d (streamed sample by sample, whole batch) give the same numbers."""
-    from scratchnet.functional import conv as C
     x, w, b = conv_inputs(xs, co, k, opts, rng)
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")  # streaming is a route of the Numba kernels
     out = []
     for streamed in (False, True):
-        monkeypatch.setattr(C, "_streamed", lambda *args, s=streamed: s)
+        monkeypatch.setattr(routes, "_streamed", lambda *args, s=streamed: s)
         y, cache = F.conv2d(x, w, b, **opts)
         assert (cache.cols is None) == streamed
         out.append((y,) + F.conv2d_backward(np.cos(y), cache))
@@ -182,16 +183,19 @@ def test_streamed_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch)
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
 def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
     """The streamed conv2d (one sample at a time, x re-unfolded in the backward) passes gradcheck on its own."""
-    from scratchnet.functional import conv as C
-    monkeypatch.setattr(C, "_streamed", lambda *args: True)
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    monkeypatch.setattr(routes, "_streamed", lambda *args: True)
     assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng), **opts)
 
 
-def test_route_chosen_by_size(rng):
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_route_chosen_by_size(jit, rng, monkeypatch):
     """A ResNet 64-channel 3×3 layer at 32×32 streams (caches x, no columns); LeNet's C3 and 64 channels
-    at 7×7 unfold the whole batch (cache the columns, not x)."""
+    at 7×7 unfold the whole batch (cache the columns, not x). SCRATCHNET_JIT=0: the whole batch always."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
     for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "whole batch"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
                                      ((2, 64, 7, 7), 64, 3, 1, "whole batch")]:
+        route = route if jit == "1" else "whole batch"
         x = rng.standard_normal(shape).astype(np.float32)
         w = rng.standard_normal((co, shape[1], k, k)).astype(np.float32)
         _, cache = F.conv2d(x, w, None, padding=pad)
@@ -217,3 +221,116 @@ def test_dense_conv_matches_reference(dtype, rng, monkeypatch):
         np.testing.assert_allclose(a, r, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     if dtype == np.float64:
         assert_gradients(F.conv2d, F.conv2d_backward, [x, w, b])
+
+
+# -- upstream-gradient checks, float16, empty batches ------------------------------------------------
+# (SCRATCHNET_JIT, conv2d's route): streaming is a route of the Numba kernels
+ROUTES = [("1", "whole batch"), ("1", "streamed"), ("0", "whole batch")]
+
+
+def _conv_pairs(rng, dtype=np.float64, N=2):
+    """(name, forward, backward, inputs, options) of both convolutions on a small (N, 4, 8, 7) input."""
+    x = rng.standard_normal((N, 4, 8, 7)).astype(dtype)
+    w = (rng.standard_normal((6, 2, 3, 3)) / 3).astype(dtype)  # conv2d: (C_out, C_in/G, KH, KW)
+    wt = (rng.standard_normal((4, 3, 3, 3)) / 3).astype(dtype)  # conv_transpose2d: (C_in, C_out/G, KH, KW)
+    b = rng.standard_normal(6).astype(dtype)  # (C_out,)
+    return [("conv2d", F.conv2d, F.conv2d_backward, (x, w, b), dict(stride=2, padding=1, groups=2)),
+            ("conv_transpose2d", F.conv_transpose2d, F.conv_transpose2d_backward, (x, wt, b),
+             dict(stride=2, padding=1, output_padding=1, groups=2))]
+
+
+@pytest.mark.parametrize("jit,route", ROUTES)
+def test_backward_rejects_a_wrong_dy(jit, route, rng, monkeypatch):
+    """A dy of the wrong shape is a ValueError and one of the wrong dtype a TypeError, before any kernel runs."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    monkeypatch.setattr(routes, "_streamed", lambda *args: route == "streamed")
+    for name, fwd, bwd, inputs, opts in _conv_pairs(rng):
+        y, cache = fwd(*inputs, **opts)
+        assert name != "conv2d" or (cache.cols is None) == (route == "streamed")
+        N, C, OH, OW = y.shape
+        for shape in [(N, C, OH + 5, OW + 5), (N, C, OH - 1, OW), (1, C, OH, OW), (N, C + 1, OH, OW), (N, C, OH)]:
+            with pytest.raises(ValueError, match=rf"{name}_backward: expected upstream gradient dy of shape "
+                                                 rf"\({N}, {C}, {OH}, {OW}\).*got shape"):
+                bwd(np.ones(shape), cache)
+        with pytest.raises(TypeError, match=rf"{name}_backward: .*dtype float64.*got dtype float32"):
+            bwd(np.ones(y.shape, np.float32), cache)
+        bwd(np.ones(y.shape), cache)  # the cache is still good
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_fold_rejects_columns_that_do_not_match_the_geometry(jit, rng, monkeypatch):
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    g = Geometry(3, 3, 2, 2, 1, 1, 1, 1, 4, 4)  # a 3×3 window, stride 2, padding 1 on an 8×8 image
+    with pytest.raises(ValueError, match=r"fold: expected upstream gradient cols of shape \(2, 3, 3, 3, 4, 4\)"):
+        F.fold(np.ones((2, 3, 3, 3, 5, 5)), g, 8, 8)
+    with pytest.raises(ValueError, match=r"fold: expected upstream gradient cols of shape \(3, 3, 3, 2, 4, 4\)"):
+        F.col2im(np.ones((3, 2, 3, 2, 4, 4)), g, 8, 8)
+    with pytest.raises(ValueError, match="fold: an image of size H×W = 20×20 has a 10×10 output grid"):
+        F.col2im(np.ones((3, 3, 3, 2, 4, 4)), g, 20, 20)
+    with pytest.raises(ValueError, match="expected cols to be 6-D"):
+        F.fold(np.ones((2, 27, 16)), g, 8, 8)
+    with pytest.raises(ValueError, match=r"fold: expected out of shape \(2, 3, 8, 8\)"):
+        F.fold(np.ones((2, 3, 3, 3, 4, 4)), g, 8, 8, out=np.empty((3, 2, 8, 8)))
+    with pytest.raises(ValueError, match="unfold: expected out to be a C-contiguous array of 864 numbers"):
+        F.unfold(np.ones((2, 3, 8, 8)), g, out=np.empty((2, 3, 3, 3, 4, 5)))
+    with pytest.raises(ValueError, match="unfold: expected out to be a C-contiguous"):
+        F.unfold(np.ones((2, 3, 8, 8)), g, out=np.empty((16, 54)).T)
+
+
+@pytest.mark.parametrize("jit,route", ROUTES)
+def test_float16_takes_the_reference_and_keeps_its_dtype(jit, route, rng, monkeypatch):
+    """float16 (which the Numba kernels are not compiled for) runs the vectorised path and stays float16."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    monkeypatch.setattr(routes, "_streamed", lambda *args: route == "streamed")
+    seed = int(rng.integers(1 << 30))
+    half = _conv_pairs(np.random.default_rng(seed), np.float16)
+    single = _conv_pairs(np.random.default_rng(seed), np.float32)
+    for (name, fwd, bwd, inputs, opts), (_, _, _, inputs32, _) in zip(half, single):
+        y, cache = fwd(*inputs, **opts)
+        dy = np.cos(y)
+        got = (y,) + bwd(dy, cache)
+        y32, cache32 = fwd(*inputs32, **opts)
+        want = (y32,) + bwd(dy.astype(np.float32), cache32)
+        for a, r in zip(got, want):
+            assert a.dtype == np.float16, name
+            np.testing.assert_allclose(a.astype(np.float32), r, rtol=2e-2, atol=2e-2 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("jit,route", ROUTES)
+def test_empty_batch(jit, route, rng, monkeypatch):
+    """N = 0: empty outputs of the right shapes, an empty dx and zero dw, db."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    monkeypatch.setattr(routes, "_streamed", lambda *args: route == "streamed")
+    for name, fwd, bwd, (x, w, b), opts in _conv_pairs(rng, N=0):
+        y, cache = fwd(x, w, b, **opts)
+        y2, _ = fwd(np.ones((2,) + x.shape[1:]), w, b, **opts)
+        assert y.shape == (0,) + y2.shape[1:] and y.dtype == x.dtype, name
+        dx, dw, db = bwd(np.ones_like(y), cache)
+        assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape, name
+        assert not dw.any() and not db.any(), name
+    for shape, co, k, opts in [((0, 3, 5, 5), 2, (1, 1), {}), ((0, 4, 5, 5), 6, (5, 5), {})]:  # 1×1 and dense
+        x, w, b = conv_inputs(shape, co, k, opts, rng)
+        y, cache = F.conv2d(x, w, b, **opts)
+        dx, dw, db = F.conv2d_backward(np.ones_like(y), cache)
+        assert y.shape[0] == 0 and dx.shape == x.shape and not dw.any() and not db.any()
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("g,H,W", [(Geometry(1, 1, 1, 1, 0, 0, 1, 1, 5, 4), 5, 4),  # 1×1: columns = x
+                                   (Geometry(5, 4, 1, 1, 0, 0, 1, 1, 1, 1), 5, 4),  # one window (LeNet's C5)
+                                   (Geometry(3, 2, 2, 1, 1, 0, 1, 2, 3, 2), 5, 4)])  # the kernels
+def test_unfold_fold_routes_match_references(g, H, W, batch_first, jit, rng, monkeypatch):
+    """Every unfold/fold route (shortcuts, Numba kernels, into ``out`` or not) against the references."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    order = (0, 1, 2, 3, 4, 5) if batch_first else (1, 2, 3, 0, 4, 5)
+    x = rng.standard_normal((2, 3, H, W))
+    cols = rng.standard_normal(_unfold_ref(x, g).transpose(order).shape)
+    ref_cols, ref_dx = _unfold_ref(x, g).transpose(order), _fold_ref(cols.transpose(np.argsort(order)), g, H, W)
+    np.testing.assert_array_equal(F.unfold(x, g, batch_first=batch_first), ref_cols)
+    np.testing.assert_allclose(F.fold(cols, g, H, W, batch_first=batch_first), ref_dx, rtol=1e-12, atol=1e-12)
+    out = np.full(ref_cols.size, np.nan)
+    np.testing.assert_array_equal(F.unfold(x, g, batch_first=batch_first, out=out), ref_cols)
+    dx = np.full(x.shape, np.nan)
+    assert F.fold(cols, g, H, W, batch_first=batch_first, out=dx) is dx
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)

@@ -90,7 +90,8 @@ def test_gradcheck_zero_infinity(jit_mode, rng, reduction):
     tl = np.array([3, 3, 2])
     loss, _ = F.ctc_loss(lp, tg, il, tl, reduction="none", zero_infinity=True)
     assert loss[1] == 0 and np.isfinite(loss).all()
-    assert_gradients(F.ctc_loss, F.ctc_loss_backward, [lp, tg, il, tl], wrt=[0], reduction=reduction, zero_infinity=True)
+    assert_gradients(F.ctc_loss, F.ctc_loss_backward, [lp, tg, il, tl], wrt=[0], reduction=reduction,
+                     zero_infinity=True)
 
 
 def test_repeated_labels_need_a_blank(jit_mode):
@@ -149,10 +150,10 @@ def test_kernel_matches_reference(monkeypatch, rng, dtype):
 
 @pytest.mark.parametrize("threshold", [0, 1 << 40])  # every lattice parallel / every lattice serial
 def test_parallel_and_serial_kernels_agree(monkeypatch, rng, threshold):
-    import scratchnet.functional.ctc as ctc_module
+    import scratchnet.kernels.ctc as ctc_route
     lp, tg, il, tl = _problem(rng, 6, 12, 5, 4, repeat=True)
     monkeypatch.setenv("SCRATCHNET_JIT", "1")
-    monkeypatch.setattr(ctc_module, "CTC_PARALLEL_MIN", threshold)
+    monkeypatch.setattr(ctc_route, "CTC_PARALLEL_MIN", threshold)
     loss, cache = F.ctc_loss(lp, tg, il, tl, reduction="none")
     dlp = F.ctc_loss_backward(np.ones(6), cache)
     monkeypatch.setenv("SCRATCHNET_JIT", "0")
@@ -252,3 +253,85 @@ def test_ctc_loss_module(rng):
     np.testing.assert_allclose(crit.backward(2.0), F.ctc_loss_backward(2.0, cache))
     with pytest.raises(RuntimeError):
         crit.backward()
+
+
+# -- NaN in → NaN out, and float16 ------------------------------------------------------------------
+NAN_AT = {"blank": (1, 1, 0), "label": (1, 2, 3), "frame": (1, 2, slice(None)), "padding": (1, 5, 1)}
+
+
+def _nan_problem(rng, where):
+    """Three sequences; sequence 1 (input length 4 of 6 frames) gets a NaN at ``NAN_AT[where]``: its
+    blank, one of its labels, a whole frame (a NaN logit through log_softmax), or a padding frame."""
+    lp = _log_softmax(rng.standard_normal((3, 6, 5)))
+    lp[NAN_AT[where]] = np.nan
+    return lp, np.array([[1, 2], [1, 3], [2, 3]]), np.array([6, 4, 6]), np.array([2, 2, 2])
+
+
+@pytest.mark.parametrize("where", list(NAN_AT))
+@pytest.mark.parametrize("zero_infinity", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_nan_in_nan_out(monkeypatch, rng, where, zero_infinity, reduction):
+    """A NaN the sequence reads gives it a NaN loss (zero_infinity zeros only +inf) and a NaN gradient
+    on its frames, zero past its length; the Numba kernels and the reference agree, and PyTorch too."""
+    lp, tg, il, tl = _nan_problem(rng, where)
+    g = np.linspace(0.5, 1.5, 3) if reduction == "none" else 1.0
+    out = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", mode)
+        loss, cache = F.ctc_loss(lp, tg, il, tl, reduction=reduction, zero_infinity=zero_infinity)
+        out[mode] = (np.asarray(loss), F.ctc_loss_backward(g, cache))
+    (loss, dlp), (ref_loss, ref_dlp) = out["1"], out["0"]
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)  # NaN where the other is NaN
+    np.testing.assert_allclose(dlp, ref_dlp, rtol=1e-12, atol=1e-14)
+    nan_seq = where != "padding"
+    assert np.isnan(loss).any() == nan_seq
+    if reduction == "none":
+        assert np.isnan(loss[1]) == nan_seq and np.isfinite(loss[[0, 2]]).all()
+    assert np.isnan(dlp[1, :4]).all() == nan_seq and np.isfinite(dlp[[0, 2]]).all()
+    assert np.all(dlp[1, 4:] == 0) and (nan_seq or np.isfinite(dlp).all())
+    torch = pytest.importorskip("torch")
+    t_lp = torch.tensor(lp.transpose(1, 0, 2).copy(), requires_grad=True)  # (T, N, C)
+    t_loss = torch.nn.functional.ctc_loss(t_lp, torch.tensor(tg), torch.tensor(il), torch.tensor(tl),
+                                          reduction=reduction, zero_infinity=zero_infinity)
+    (t_loss * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(loss, t_loss.detach().numpy(), rtol=1e-10)
+    np.testing.assert_array_equal(np.isnan(dlp), np.isnan(t_lp.grad.numpy().transpose(1, 0, 2)))
+
+
+def test_nan_in_a_class_the_target_never_uses_is_nan_too(monkeypatch, rng):
+    """The rule is per sequence and frame, whatever the class: a NaN in the frames t < T_n of sequence n
+    makes its loss NaN (PyTorch's lattice never reads class 4 here and leaves the loss finite)."""
+    lp, tg, il, tl = _nan_problem(rng, "blank")
+    lp[1, 1, 0] = lp[0, 1, 0]
+    lp[1, 1, 4] = np.nan
+    for mode in ("1", "0"):
+        monkeypatch.setenv("SCRATCHNET_JIT", mode)
+        loss, cache = F.ctc_loss(lp, tg, il, tl, reduction="none")
+        dlp = F.ctc_loss_backward(np.ones(3), cache)
+        assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+        assert np.isnan(dlp[1, :4]).all() and np.all(dlp[1, 4:] == 0)
+
+
+def test_nan_lattice(monkeypatch, rng):
+    lp, tg, il, tl = _nan_problem(rng, "label")
+    for jit in (True, False):
+        monkeypatch.setenv("SCRATCHNET_JIT", "1" if jit else "0")
+        logp = F.ctc_lattice(lp, tg, il, tl, jit=jit)[2]
+        assert np.isnan(logp[1]) and np.isfinite(logp[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_float16_takes_the_reference_and_keeps_its_dtype(monkeypatch, rng, jit):
+    """float16 has no Numba kernel: the route runs the vectorised reference, in float16."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    lp, tg, il, tl = _problem(rng, 3, 6, 4, 2, repeat=True)
+    loss, cache = F.ctc_loss(lp.astype(np.float16), tg, il, tl, reduction="none")
+    dlp = F.ctc_loss_backward(np.ones(3, np.float16), cache)
+    assert loss.dtype == np.float16 and dlp.dtype == np.float16
+    ref_loss, ref_cache = F.ctc_loss(lp, tg, il, tl, reduction="none")
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-2)
+    np.testing.assert_allclose(dlp, F.ctc_loss_backward(np.ones(3), ref_cache), atol=1e-2)
+    alpha, beta, logp, _ = F.ctc_lattice(lp.astype(np.float16), tg, il, tl)
+    assert alpha.dtype == beta.dtype == logp.dtype == np.float16
+    mean, cache = F.ctc_loss(lp.astype(np.float16), tg, il, tl)
+    assert F.ctc_loss_backward(1.0, cache).dtype == np.float16

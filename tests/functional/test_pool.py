@@ -1,11 +1,13 @@
 """Pooling and LRN: gradchecks (tie-free inputs), Numba kernels vs references, PyTorch parity, errors."""
+import re
+
 import numpy as np
 import pytest
 
 import scratchnet.functional as F
-from scratchnet.cases.conv import POOL_CONFIGS, distinct
 from scratchnet.functional.pool import _max_pool_backward_ref, _max_pool_ref, _pool_geometry
 from scratchnet.gradcheck import assert_gradients
+from scratchnet.gradcheck.cases.conv import POOL_CONFIGS, distinct
 
 
 @pytest.mark.parametrize("xs,opts", POOL_CONFIGS)
@@ -160,7 +162,7 @@ def test_max_pool2x2_kernels_match_references(shape, dtype, rng):
 @pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 7, 5)])  # even, odd (a row/column in no window)
 def test_pool2x2_fast_paths_match_general_path(shape, dtype, rng, monkeypatch):
     """2×2 / stride-2 max and average pooling against the general paths they bypass."""
-    from scratchnet.functional import pool
+    from scratchnet.kernels import pool
     x = distinct(shape, rng).astype(dtype)
     dy = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
     out = []
@@ -184,3 +186,68 @@ def test_lrn_inverse_power_three_quarters_matches_pow(dtype, ulps, rng):
     np.testing.assert_array_max_ulp(_inverse_power(s, 0.75), s ** dtype(-0.75), maxulp=ulps)
     np.testing.assert_array_equal(_inverse_power(s, 0.6), s ** -0.6)
     assert _inverse_power(s, 0.75).dtype == dtype
+
+
+# -- upstream-gradient checks, float16, empty batches ------------------------------------------------
+POOL_PAIRS = [("max_pool2d", F.max_pool2d, F.max_pool2d_backward, dict(kernel_size=2)),
+              ("max_pool2d", F.max_pool2d, F.max_pool2d_backward, dict(kernel_size=3, stride=2, padding=1)),
+              ("avg_pool2d", F.avg_pool2d, F.avg_pool2d_backward, dict(kernel_size=2)),
+              ("avg_pool2d", F.avg_pool2d, F.avg_pool2d_backward,
+               dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+              ("global_avg_pool2d", F.global_avg_pool2d, F.global_avg_pool2d_backward, {}),
+              ("local_response_norm", F.local_response_norm, F.local_response_norm_backward, dict(size=3))]
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_max_pool_backward_rejects_a_dy_of_another_shape(jit, monkeypatch, rng):
+    """A dy larger than the cached output once made the Numba scatter write past dx (a crashed process),
+    a smaller one read past it (garbage): both are now a ValueError naming the expected shape."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    y, c = F.max_pool2d(rng.standard_normal((2, 3, 8, 8)), kernel_size=2)
+    for dy in (np.ones((2, 3, 40, 40)), np.ones((1, 3, 4, 4))):
+        with pytest.raises(ValueError, match=r"max_pool2d_backward: expected upstream gradient dy of shape "
+                                             r"\(2, 3, 4, 4\).*got shape"):
+            F.max_pool2d_backward(dy, c)
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("name,fwd,bwd,opts", POOL_PAIRS, ids=lambda v: v if isinstance(v, str) else None)
+def test_backward_rejects_a_wrong_dy(name, fwd, bwd, opts, jit, monkeypatch, rng):
+    """Wrong shape → ValueError, wrong dtype (float32 for a float64 forward) → TypeError, before any kernel."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    y, cache = fwd(distinct((2, 3, 8, 6), rng), **opts)
+    shape = y.shape
+    for bad in [shape[:-1] + (shape[-1] + 7,), (1,) + shape[1:], shape[:-1], shape + (1,)]:
+        with pytest.raises(ValueError, match=rf"{name}_backward: expected upstream gradient dy of shape "
+                                             rf"{re.escape(str(tuple(shape)))}"):
+            bwd(np.ones(bad), cache)
+    with pytest.raises(TypeError, match=rf"{name}_backward: .*dtype float64.*got dtype float32"):
+        bwd(np.ones(shape, np.float32), cache)
+    assert bwd(np.ones(shape), cache).shape == (2, 3, 8, 6)  # the cache is still good
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("name,fwd,bwd,opts", POOL_PAIRS, ids=lambda v: v if isinstance(v, str) else None)
+def test_float16_takes_the_reference_and_keeps_its_dtype(name, fwd, bwd, opts, jit, monkeypatch, rng):
+    """float16 (which the Numba kernels are not compiled for) runs the vectorised path and stays float16."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    x = distinct((2, 3, 8, 6), rng) / 20  # distinct in float16 too: no new ties
+    y, cache = fwd(x.astype(np.float16), **opts)
+    y32, cache32 = fwd(x.astype(np.float32), **opts)
+    dy = np.cos(y32)
+    dx, dx32 = bwd(dy.astype(np.float16), cache), bwd(dy, cache32)
+    for a, r in ((y, y32), (dx, dx32)):
+        assert a.dtype == np.float16 and a.shape == r.shape
+        np.testing.assert_allclose(a.astype(np.float32), r, rtol=1e-2, atol=1e-2 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("name,fwd,bwd,opts", POOL_PAIRS, ids=lambda v: v if isinstance(v, str) else None)
+def test_empty_batch(name, fwd, bwd, opts, jit, monkeypatch, rng):
+    """N = 0: an empty output of the right shape and an empty dx."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    y, cache = fwd(np.ones((0, 3, 8, 6)), **opts)
+    y2, _ = fwd(np.ones((2, 3, 8, 6)), **opts)
+    assert y.shape == (0,) + y2.shape[1:] and y.dtype == np.float64
+    dx = bwd(np.ones_like(y), cache)
+    assert dx.shape == (0, 3, 8, 6) and dx.dtype == np.float64

@@ -1,11 +1,12 @@
-"""Recurrent pairs: gradchecks of every step and sequence pair (lengths, initial states, relu,
-state gradients), exact zeros past a sequence's length, dtype, errors, and PyTorch parity."""
+"""Recurrent pairs: gradchecks of optional inputs and of the final states alone, exact zeros past a
+sequence's length, dtype, errors, and PyTorch parity. The step and sequence gradchecks (shapes,
+lengths, h0=None, relu) are the registered ``recurrent.*`` cases, run by test_gradcheck_catalogue.py."""
 import numpy as np
 import pytest
 
 import scratchnet.functional as F
 from scratchnet.backend import asnumpy
-from scratchnet.gradcheck import assert_gradients, run_cases
+from scratchnet.gradcheck import assert_gradients
 
 G = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -29,26 +30,6 @@ def float_positions(inputs):
     return [i for i, a in enumerate(inputs) if a is not None]
 
 
-def test_registered_recurrent_cases_pass():
-    reports = list(run_cases("recurrent."))
-    assert len(reports) >= 12
-    bad = [str(rep) for _, rep in reports if not rep.ok]
-    assert not bad, "\n".join(bad)
-
-
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("shape", [(3, 5, 4, 3), (1, 1, 2, 2), (2, 7, 1, 4)])
-@pytest.mark.parametrize("lengths", [False, True])
-def test_sequence_gradcheck(rng, kind, shape, lengths):
-    N, T, D, H = shape
-    inputs = make_inputs(kind, rng, N, T, D, H)
-    lens = rng.integers(0, T + 1, size=N) if lengths else None
-    if lengths:
-        lens[0] = T  # one full sequence, the others shorter (possibly empty)
-    fwd, bwd = pair(kind)
-    assert_gradients(fwd, bwd, inputs, lengths=lens)
-
-
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("h0,bias", [(False, True), (True, False), (False, False)])
 def test_sequence_gradcheck_optional_inputs(rng, kind, h0, bias):
@@ -63,12 +44,6 @@ def test_sequence_gradcheck_optional_inputs(rng, kind, h0, bias):
     assert all((g is None) == (a is None) for g, a in zip(grads, inputs))
     wrapped_bwd = lambda g, c: tuple(d for d in bwd(g, c) if d is not None)  # noqa: E731
     assert_gradients(fwd, wrapped_bwd, inputs, wrt=wrt)
-
-
-def test_rnn_relu_gradcheck(rng):
-    inputs = make_inputs("rnn", rng, T=6)
-    inputs[1] = np.abs(inputs[1]) + 0.1
-    assert_gradients(F.rnn, F.rnn_backward, inputs, nonlinearity="relu", lengths=np.array([6, 3, 1]))
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -86,16 +61,6 @@ def test_state_gradients_only(rng, kind):
     nfin = len(finals)
     assert_gradients(lambda *a, **k: (lambda o, c: (o[1:], c))(*fwd(*a, **k)),
                      lambda g, c: bwd((None, *(g if nfin > 1 else (g,))), c), inputs, lengths=np.array([5, 2, 4]))
-
-
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_step_gradcheck(rng, kind):
-    inputs = make_inputs(kind, rng)
-    inputs[0] = inputs[0][:, 0]
-    fwd, bwd = pair(kind, step=True)
-    assert_gradients(fwd, bwd, inputs)
-    if kind == "rnn":
-        assert_gradients(fwd, bwd, inputs, nonlinearity="relu")
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -120,7 +85,7 @@ def test_sequence_equals_steps(rng, kind):
     ref = pair(kind)[1]((dy,), cache)
     dstate, dparams, dxs = (None,) * nstates, None, []
     for t in reversed(range(x.shape[1])):
-        up = tuple((dy[:, t] if k == 0 else 0) + (0 if s is None else s) for k, s in enumerate(dstate))
+        up = tuple(dy[:, t] + (0 if s is None else s) if k == 0 else s for k, s in enumerate(dstate))
         g = step_bwd(up if nstates > 1 else up[0], caches[t])
         dxs.append(g[0])
         dstate = g[1:1 + nstates]
@@ -197,6 +162,145 @@ def test_clear_errors(rng, kind):
         fwd(*bad)
 
 
+# -- upstream gradients are checked against the forward's outputs, before any kernel runs -------------
+UPSTREAM = {"rnn_step": ("dh_new",), "lstm_step": ("dh_new", "dc_new"), "gru_step": ("dh_new",),
+            "rnn": ("dy", "dh_n"), "lstm": ("dy", "dh_n", "dc_n"), "gru": ("dy", "dh_n")}
+
+
+def _run_forward(name, dtype, lengths=None):
+    """Outputs (as a tuple) and cache of F.<name> on small inputs of ``dtype``."""
+    kind, step = name.removesuffix("_step"), name.endswith("_step")
+    inputs = [a.astype(dtype) for a in make_inputs(kind, np.random.default_rng(0))]
+    if step:
+        inputs[0] = inputs[0][:, 0]
+    out, cache = pair(kind, step)[0](*inputs, **({} if step else {"lengths": lengths}))
+    return (out if isinstance(out, tuple) else (out,)), cache
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(UPSTREAM))
+def test_backward_rejects_wrong_upstream_gradients(monkeypatch, jit, dtype, name):
+    """Every upstream gradient of every recurrent backward is checked (shape and dtype), whichever
+    route runs: a dh_n of the wrong width used to reach the fused LSTM walk and corrupt the heap."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    lengths = None if name.endswith("_step") else np.array([5, 2, 4])
+    outs, cache = _run_forward(name, dtype, lengths=lengths)
+    bwd = getattr(F, f"{name}_backward")
+    other = np.float64 if dtype == np.float32 else np.float32
+    pack = (lambda g: tuple(g)) if len(outs) > 1 else (lambda g: g[0])
+    for k, slot in enumerate(UPSTREAM[name]):
+        shape = outs[k].shape
+        wrong_shapes = [shape[:-1] + (shape[-1] + 1,), (shape[0] + 1,) + shape[1:], shape[1:]]
+        wrong = [(ValueError, np.ones(s, dtype=dtype)) for s in wrong_shapes]
+        wrong.append((TypeError, np.ones(shape, dtype=other)))
+        for error, g in wrong:
+            for rest in ("given", "None"):  # the other upstream gradients given, or None (zeros)
+                grads = [np.ones_like(o) if rest == "given" else None for o in outs]
+                grads[k] = g
+                with pytest.raises(error, match=f"{name}_backward: expected upstream gradient {slot}"):
+                    bwd(pack(grads), cache)
+    # the cache survives the refused calls: a correct backward still matches a fresh forward's
+    ref = bwd(pack([np.ones_like(o) for o in outs]), _run_forward(name, dtype, lengths=lengths)[1])
+    got = bwd(pack([np.ones_like(o) for o in outs]), cache)
+    for a, b in zip(got, ref):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_lstm_backward_wrong_width_dh_n_is_a_clear_error():
+    """The reproducer: dh_n (N, H + 3) on the fused float32 walk."""
+    outs, cache = _run_forward("lstm", np.float32)
+    N, H = outs[1].shape
+    with pytest.raises(ValueError, match=r"lstm_backward: expected upstream gradient dh_n of shape \(3, 3\)"):
+        F.lstm_backward((None, np.ones((N, H + 3), np.float32), None), cache)
+
+
+def test_gru_backward_wrong_dy_or_dh_n_is_a_clear_error():
+    outs, cache = _run_forward("gru", np.float32)
+    (N, T, H) = outs[0].shape
+    with pytest.raises(ValueError, match="gru_backward: expected upstream gradient dy"):
+        F.gru_backward((np.ones((N, T - 1, H), np.float32), None), cache)
+    with pytest.raises(ValueError, match="gru_backward: expected upstream gradient dh_n"):
+        F.gru_backward((None, np.ones((N, 2 * H), np.float32)), cache)
+
+
+def test_backward_rejects_too_many_upstream_gradients():
+    outs, cache = _run_forward("gru", np.float64)
+    with pytest.raises(ValueError, match="gru_backward: expected at most 2 upstream gradients"):
+        F.gru_backward((None, None, np.ones_like(outs[1])), cache)
+
+
+def test_reverse_padded_backward_checks_dy():
+    x = np.zeros((3, 4, 2))
+    for lengths in (None, np.array([4, 2, 0])):
+        _, cache = F.reverse_padded(x, lengths)
+        assert F.reverse_padded_backward(np.zeros((3, 4, 5)), cache).shape == (3, 4, 5)  # any trailing shape
+        with pytest.raises(ValueError, match="reverse_padded_backward: expected upstream gradient dy"):
+            F.reverse_padded_backward(np.zeros((3, 5, 2)), cache)
+
+
+# -- float16 takes the vectorised reference (Numba has no float16 arithmetic) ----------------------
+@pytest.mark.parametrize("name", list(UPSTREAM))
+def test_float16_forward_and_backward_keep_dtype(monkeypatch, name):
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    lengths = None if name.endswith("_step") else np.array([5, 3, 1])
+    outs, cache = _run_forward(name, np.float16, lengths=lengths)
+    assert all(o.dtype == np.float16 for o in outs)
+    bwd = getattr(F, f"{name}_backward")
+    grads = bwd(tuple(np.ones_like(o) for o in outs) if len(outs) > 1 else np.ones_like(outs[0]), cache)
+    assert all(g.dtype == np.float16 and np.all(np.isfinite(g)) for g in grads if g is not None)
+    ref_outs, ref_cache = _run_forward(name, np.float64, lengths=lengths)
+    ref = bwd(tuple(np.ones_like(o) for o in ref_outs) if len(outs) > 1 else np.ones_like(ref_outs[0]), ref_cache)
+    for a, r in zip(outs + tuple(grads), ref_outs + tuple(ref)):
+        if a is not None:
+            np.testing.assert_allclose(a.astype(np.float64), r, rtol=2e-2, atol=2e-2 * max(1.0, np.abs(r).max()))
+
+
+# -- the routes: the fused kernels run for float32 NumPy data, the reference otherwise -------------
+KERNELS = ("lstm_cell_float32_kernel", "lstm_backward_step_kernel", "gru_cell_float32_kernel",
+           "gru_backward_step_kernel")
+
+
+@pytest.mark.parametrize("dtype,jit,expected", [
+    (np.float32, "1", set(KERNELS)),
+    (np.float64, "1", {"lstm_backward_step_kernel", "gru_backward_step_kernel"}),
+    (np.float16, "1", set()),
+    (np.float32, "0", set()),
+])
+def test_routes_take_the_fused_kernels_for_numpy_float32(monkeypatch, dtype, jit, expected):
+    import scratchnet.kernels.recurrent_loops as loops
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    calls = set()
+    for name in KERNELS:
+        monkeypatch.setattr(loops, name, lambda *a, _f=getattr(loops, name), _n=name: (calls.add(_n), _f(*a))[1])
+    for kind in ("lstm", "gru"):
+        outs, cache = _run_forward(kind, dtype, lengths=np.array([5, 2, 4]))
+        getattr(F, f"{kind}_backward")(tuple(np.ones_like(o) for o in outs), cache)
+    assert calls == expected
+    calls.clear()
+    for kind in ("lstm_step", "gru_step"):
+        _run_forward(kind, dtype)
+    assert calls == expected & {"lstm_cell_float32_kernel", "gru_cell_float32_kernel"}
+
+
+def test_recurrent_family_has_no_import_cycle():
+    """lstm.py and gru.py take their helpers from _seq.py; recurrent.py (the Elman RNN) imports neither."""
+    import ast
+    import pathlib
+
+    import scratchnet.functional as pkg
+    root = pathlib.Path(pkg.__file__).parent
+
+    def local_imports(name):
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
+
+    assert not local_imports("recurrent") & {"lstm", "gru"}
+    assert "recurrent" not in local_imports("lstm") | local_imports("gru")
+    assert not local_imports("_seq") & {"recurrent", "lstm", "gru"}
+
+
 def test_rnn_unknown_nonlinearity(rng):
     with pytest.raises(ValueError, match="nonlinearity"):
         F.rnn(*make_inputs("rnn", rng), nonlinearity="sigmoid")
@@ -261,8 +365,8 @@ def test_gru_cell_helper_gradcheck(rng):
     N, H = 3, 4
 
     def fwd(xw, hw, h):
-        gates = np.empty((N, 3 * H))
-        return _gru_cell(xw, hw, h, H, gates), (h, gates, hw[:, 2 * H:])
+        gates, h_new = _gru_cell(xw, hw, h)
+        return h_new, (h, gates, hw[:, 2 * H:])
 
     def bwd(dh_new, cache):
         h, gates, hn = cache
@@ -275,13 +379,11 @@ def test_gru_cell_helper_gradcheck(rng):
 
 
 def test_lstm_cell_helper_gradcheck(rng):
-    from scratchnet.functional.lstm import _gate_affine, _lstm_cell, _lstm_cell_backward
+    from scratchnet.functional.lstm import _lstm_cell, _lstm_cell_backward
     N, H = 3, 4
 
     def fwd(z, c):
-        affine = _gate_affine(H, z.dtype, np)
-        gates, c_new, tanh_c, h_new = np.empty((N, 4 * H)), np.empty((N, H)), np.empty((N, H)), np.empty((N, H))
-        _lstm_cell(z * affine[0], c, H, affine, gates, c_new, tanh_c, h_new)
+        gates, c_new, tanh_c, h_new = _lstm_cell(z, c)
         return (h_new, c_new), (gates, tanh_c, c)
 
     def bwd(grads, cache):
@@ -292,6 +394,20 @@ def test_lstm_cell_helper_gradcheck(rng):
         return dz, dc_prev
 
     assert_gradients(fwd, bwd, [rng.standard_normal((N, 4 * H)), rng.standard_normal((N, H))])
+
+
+def test_lstm_cell_reads_as_the_gate_equations(rng):
+    """The reference cell is the chapter's eq-lstm written plainly (σ = 1/(1 + e^{−z}))."""
+    from scratchnet.functional.lstm import _lstm_cell
+    N, H = 2, 3
+    z, c = rng.standard_normal((N, 4 * H)) * 3, rng.standard_normal((N, H))
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    i, f, g, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
+    gates, c_new, tanh_c, h_new = _lstm_cell(z, c)
+    np.testing.assert_allclose(gates, np.concatenate([i, f, g, o], 1), rtol=1e-14)
+    np.testing.assert_allclose(c_new, f * c + i * g, rtol=1e-14)
+    np.testing.assert_allclose(tanh_c, np.tanh(f * c + i * g), rtol=1e-14)
+    np.testing.assert_allclose(h_new, o * np.tanh(f * c + i * g), rtol=1e-14)
 
 
 def test_tanh_float32_is_accurate_to_float32():
@@ -309,7 +425,8 @@ def test_lstm_float32_cell_kernel_matches_reference(rng, monkeypatch, lengths):
     h0, c0 = (rng.standard_normal((N, H)).astype(np.float32) for _ in range(2))
     wx, wh = (0.5 * rng.standard_normal(s).astype(np.float32) for s in ((D, 4 * H), (H, 4 * H)))
     b = rng.standard_normal(4 * H).astype(np.float32)
-    dy, dh, dc = rng.standard_normal((N, T, H)).astype(np.float32), *(rng.standard_normal((N, H)).astype(np.float32) for _ in range(2))
+    dy = rng.standard_normal((N, T, H)).astype(np.float32)
+    dh, dc = (rng.standard_normal((N, H)).astype(np.float32) for _ in range(2))
     lens = None if lengths is None else np.array(lengths)
     out = {}
     for flag in ("1", "0"):

@@ -63,6 +63,23 @@ def test_ridge_equals_lstsq_on_augmented_system(rng, lam):
     np.testing.assert_allclose(u, want, rtol=1e-8, atol=1e-10)
 
 
+def test_ridge_solve_lives_in_linalg_and_stays_importable_as_F(rng):
+    """The ridge solve is a utility of its own (scratchnet.linalg); F.ridge_solve is the same function."""
+    from scratchnet.linalg import ridge_solve
+    assert F.ridge_solve is ridge_solve
+    h, t = rng.random((10, 4)), rng.standard_normal((10, 2))
+    u, g = ridge_solve(h, t, lam=0.5)
+    assert u.shape == (4, 2) and g.shape == (4, 4)
+    np.testing.assert_allclose(g, h.T @ h + 0.5 * np.eye(4), rtol=1e-12)
+    np.testing.assert_allclose(g @ u, h.T @ t, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="ridge_solve: .*one target row"):
+        ridge_solve(h, t[:-1], lam=0.5)
+    with pytest.raises(ValueError, match=r"ridge_solve: lam must be ≥ 0"):
+        ridge_solve(h, t, lam=-1.0)
+    with pytest.raises(TypeError, match="ridge_solve: all float inputs must share"):
+        ridge_solve(h, t.astype(np.float32), lam=0.5)
+
+
 def test_dsn_module_errors(rng):
     x, w, t = _problem(rng)
     with pytest.raises(ValueError, match="dsn_module"):

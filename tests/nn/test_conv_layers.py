@@ -47,3 +47,19 @@ def test_conv_save_load(tmp_path):
     a.save(tmp_path / "c.npz")
     b.load(tmp_path / "c.npz")
     np.testing.assert_array_equal(a.weight.data, b.weight.data)
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("layer", [lambda: nn.Conv2d(3, 4, 3, padding=1, rng=0), lambda: nn.MaxPool2d(2),
+                                   lambda: nn.AvgPool2d(3, stride=2, padding=1),
+                                   lambda: nn.ConvTranspose2d(3, 2, 2, 2, rng=0)])
+def test_layer_backward_rejects_a_wrong_dy(layer, jit, monkeypatch, rng):
+    """A dy of another shape or dtype is a clear error naming the op; the layer's cache survives it."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    m = layer()
+    y = m(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
+    with pytest.raises(ValueError, match="_backward: expected upstream gradient dy of shape"):
+        m.backward(np.ones((2, y.shape[1], 40, 40), np.float32))
+    with pytest.raises(TypeError, match="_backward: expected upstream gradient dy of dtype float32"):
+        m.backward(np.ones(y.shape))
+    assert m.backward(np.ones_like(y)).shape == (2, 3, 8, 8)

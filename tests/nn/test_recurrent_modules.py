@@ -91,6 +91,32 @@ def test_module_errors(rng):
         RNN(3, 2, nonlinearity="gelu")
 
 
+@pytest.mark.parametrize("jit", ["1", "0"])
+@pytest.mark.parametrize("cls", CLASSES)
+def test_backward_rejects_wrong_upstream_gradients(monkeypatch, cls, jit):
+    """dy (N, T, K·H) and the final-state gradients (L·K, N, H) are checked as a whole: slicing them
+    per layer and direction used to drop an extra column or layer without a word."""
+    monkeypatch.setenv("SCRATCHNET_JIT", jit)
+    m = cls(3, 2, num_layers=2, bidirectional=True, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+    name = cls.__name__
+    slots = ("dy", "dh_n", "dc_n")[:3 if cls is LSTM else 2]
+    for k, slot in enumerate(slots):
+        outs = m(x)
+        shape = outs[k].shape
+        for error, g in [(ValueError, np.ones(shape[:-1] + (shape[-1] + 1,), np.float32)),
+                         (ValueError, np.ones((shape[0] + 1,) + shape[1:], np.float32)),
+                         (TypeError, np.ones(shape, np.float64))]:
+            grads = [None] * len(outs)
+            grads[k] = g
+            with pytest.raises(error, match=f"{name}.backward: expected upstream gradient {slot}"):
+                m.backward(tuple(grads))
+        m.clear_caches()
+    m(x)
+    with pytest.raises(ValueError, match=f"{name}.backward: expected at most {len(slots)} upstream"):
+        m.backward((None,) * (len(slots) + 1))
+
+
 @pytest.mark.parametrize("cls", CLASSES)
 def test_hidden_jacobian_norms_match_finite_differences(rng, cls):
     m = make(cls, D=2, H=3)

@@ -1,0 +1,192 @@
+"""The fast routes of the convolution. ``scratchnet/functional/conv.py`` holds the vectorised
+reference (unfold/fold, the whole-batch GEMMs) and passes it here as ``reference=``.
+
+Legend: N batch, C channels, G groups, H, W input size, KH, KW kernel, K = KH·KW, OH, OW output
+size, L = OH·OW. Every route choice of the family is made here, and each route computes the same
+numbers as the reference (tests/functional/test_conv.py compares every pair):
+
+- unfold / fold (im2col / col2im): a 1×1, stride-1 window needs no copy (the columns are x), nor
+  does a window covering the whole input once (LeNet's C5: the columns are x reshaped); otherwise
+  the Numba kernels of ``conv_loops.py`` when ``jit_route`` allows (JIT on, NumPy, float32/float64),
+  the parallel ones from UNFOLD_PARALLEL_MIN_SIZE column entries; else the reference (CuPy,
+  float16, ``SCRATCHNET_JIT=0``).
+- conv2d: on that same Numba route a layer whose columns are large (STREAM_MIN_SAMPLE_COLS
+  numbers per sample) is streamed sample by sample; every other layer runs the reference's
+  whole-batch GEMMs.
+
+The timings behind the thresholds are in ``benchmarks/bench_conv.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit_route
+from ..backend import get_array_module
+from . import conv_loops
+
+__all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS"]
+
+# unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
+# the next GEMM wants the cores: only inputs far bigger than a ResNet layer's use the parallel kernels
+UNFOLD_PARALLEL_MIN_SIZE = 1 << 25
+# one sample's columns (C_in·K rows × L) from which conv2d streams: a 64-channel 3×3 layer from 16×16
+STREAM_MIN_SAMPLE_COLS = 1 << 17
+
+
+def _is_pointwise(g):
+    """A 1×1 window with stride 1 and no padding: the columns are the input itself."""
+    return g.kh == g.kw == g.sh == g.sw == 1 and g.ph == g.pw == 0
+
+
+def _is_dense(g, H, W):
+    """The window covers the whole unpadded input once: the conv is a fully connected layer."""
+    return g.oh == g.ow == 1 and g.ph == g.pw == 0 and (g.kh, g.kw) == (H, W) and g.dh == g.dw == 1
+
+
+def _rows(N, C, g, batch_first):
+    """The kernels' 3-D view of the columns: (N, C·K, L) batch-first, else (C·K, N, L)."""
+    CK, L = C * g.kh * g.kw, g.oh * g.ow
+    return (N, CK, L) if batch_first else (CK, N, L)
+
+
+# -- unfold / fold ---------------------------------------------------------------------------------
+def unfold(x, g, *, batch_first=True, out=None, reference):
+    """The columns of ``functional.conv.unfold``: a shortcut, the Numba kernel, or ``reference(x, g)``
+    (batch-first; transposed here for the channel-first layout)."""
+    cols = _unfold_fast(x, g, batch_first, out, jit_route(x))
+    if cols is not None:
+        return cols
+    xp = get_array_module(x)
+    cols = reference(x, g)  # (N, C, KH, KW, OH, OW)
+    if not batch_first:
+        cols = xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))  # (C, KH, KW, N, OH, OW)
+    if out is None:
+        return cols
+    out = out.reshape(cols.shape)  # a view: out is C-contiguous
+    out[...] = cols
+    return out
+
+
+def _unfold_fast(x, g, batch_first, out, jit):
+    """The columns by a shortcut or (``jit``) the Numba kernel, into ``out`` when given; None when
+    only the reference applies."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    shape = (N, C, g.kh, g.kw, g.oh, g.ow) if batch_first else (C, g.kh, g.kw, N, g.oh, g.ow)
+    if out is not None:
+        out = out.reshape(shape)  # a view: out is C-contiguous
+    if _is_pointwise(g) and batch_first and out is None:  # 1×1, stride 1: the columns are the input itself
+        return x.reshape(shape)
+    if _is_dense(g, H, W):  # one window per sample (LeNet's C5): the columns are x as (N, C·K)
+        cols = x.reshape(N, C, g.kh, g.kw, 1, 1)  # (N, C, KH, KW, 1, 1) view
+        if not batch_first:
+            cols = xp.ascontiguousarray(cols.transpose(1, 2, 3, 0, 4, 5))  # (C, KH, KW, N, 1, 1)
+        if out is None:
+            return cols
+        out[...] = cols
+        return out
+    if not jit:
+        return None
+    cols = np.empty(shape, dtype=x.dtype) if out is None else out  # written in full by the kernel
+    kernel = conv_loops.unfold_kernel if cols.size >= UNFOLD_PARALLEL_MIN_SIZE else conv_loops.unfold_kernel_serial
+    kernel(np.ascontiguousarray(x), cols.reshape(_rows(N, C, g, batch_first)), batch_first, g.kh, g.kw, g.ow,
+           g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+    return cols
+
+
+def fold(cols, g, H, W, *, batch_first=True, out=None, reference):
+    """dx of ``functional.conv.fold``: a shortcut, the Numba kernel, or ``reference(cols, g, H, W)``
+    (batch-first cols; transposed here from the channel-first layout)."""
+    dx = _fold_fast(cols, g, H, W, batch_first, out, jit_route(cols))
+    if dx is not None:
+        return dx
+    dx = reference(cols if batch_first else cols.transpose(3, 0, 1, 2, 4, 5), g, H, W)  # (N, C, H, W)
+    if out is None:
+        return dx
+    out[...] = dx
+    return out
+
+
+def _fold_fast(cols, g, H, W, batch_first, out, jit):
+    """dx by a shortcut or (``jit``) the Numba kernel, into ``out`` when given; None when only the
+    reference applies."""
+    xp = get_array_module(cols)
+    N, C = (cols.shape[0], cols.shape[1]) if batch_first else (cols.shape[3], cols.shape[0])
+    if _is_pointwise(g) and batch_first:
+        dx = cols.reshape(N, C, H, W)
+    elif _is_dense(g, H, W):  # each pixel is read by exactly one tap of one window
+        dx = xp.ascontiguousarray(cols if batch_first else cols.transpose(3, 0, 1, 2, 4, 5)).reshape(N, C, H, W)
+    elif jit and not _is_pointwise(g):
+        dx = np.empty((N, C, H, W), dtype=cols.dtype) if out is None else out  # written in full by the kernel
+        kernel = conv_loops.fold_kernel if cols.size >= UNFOLD_PARALLEL_MIN_SIZE else conv_loops.fold_kernel_serial
+        kernel(np.ascontiguousarray(cols).reshape(_rows(N, C, g, batch_first)), dx, batch_first, g.kh, g.kw, g.ow,
+               g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+        return dx
+    else:
+        return None
+    if out is None:
+        return dx
+    out[...] = dx
+    return out
+
+
+# -- conv2d: the whole batch, or streamed ------------------------------------------------------------
+def _streamed(rows_in, L):
+    """True when conv2d streams the batch sample by sample: ≥ STREAM_MIN_SAMPLE_COLS column entries per sample."""
+    return rows_in * L >= STREAM_MIN_SAMPLE_COLS
+
+
+def conv2d(x, w, b, g, groups, *, reference):
+    """y and the columns to cache of ``functional.conv.conv2d``: streamed (the columns then None, the
+    backward unfolds x again) or ``reference(x, w, b, g, groups)``, the whole batch's GEMMs."""
+    if jit_route(x, w) and _streamed(x.shape[1] * g.kh * g.kw, g.oh * g.ow):
+        return _conv2d_streamed(x, w, b, g, groups), None
+    return reference(x, w, b, g, groups)
+
+
+def conv2d_backward(dy, cache, *, reference):
+    """dx, dw of ``functional.conv.conv2d_backward``, by the route its forward took:
+    streamed, or ``reference(dy, cols, w, g, x_shape)``."""
+    if cache.cols is None:
+        return _conv2d_backward_streamed(dy, cache.x, cache.w, cache.g)
+    return reference(dy, cache.cols, cache.w, cache.g, cache.x_shape)
+
+
+# start-conv-streamed
+# A layer whose columns are large streams them: each sample is unfolded into one reused buffer
+# (C_in·K·L numbers, small enough to stay in cache), multiplied and dropped, and the backward
+# unfolds it again instead of caching N·C_in·K·L numbers. A whole-batch unfold would write K times
+# the input to main memory, and its GEMMs would read it back from there.
+def _conv2d_streamed(x, w, b, g, G):
+    """y of conv2d one sample at a time: Y[n] = W X[n], X[n] unfolded into a reused buffer."""
+    N = x.shape[0]
+    C_out, L = w.shape[0], g.oh * g.ow
+    wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K): each group's filters as rows
+    y = np.empty((N, G, C_out // G, L), dtype=x.dtype)  # (N, G, C_out/G, L)
+    buf = np.empty((G, wg.shape[2], L), dtype=x.dtype)  # one sample's columns (G, C_in/G·K, L)
+    for n in range(N):  # unfold one sample into the buffer, one GEMM per group into y[n]
+        _unfold_fast(x[n:n + 1], g, True, buf, jit=True)
+        np.matmul(wg, buf, out=y[n])
+    if b is not None:
+        y += b.reshape(G, C_out // G, 1)
+    return y.reshape(N, C_out, g.oh, g.ow)
+
+
+def _conv2d_backward_streamed(dy, x, w, g):
+    """dx, dw of a streamed conv2d: the same dW = Σ_n dY[n] X[n]ᵀ and dx[n] = fold(Wᵀ dY[n]), one sample
+    at a time, X[n] unfolded again into a reused buffer."""
+    N, C_in, H, W = x.shape
+    C_out, L = w.shape[0], g.oh * g.ow
+    G = C_in // w.shape[1]
+    wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K)
+    dyg = dy.reshape(N, G, C_out // G, L)  # (N, G, C_out/G, L): each sample's groups as GEMM factors
+    dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n] is a fold's out
+    dwg = np.zeros(wg.shape, dtype=w.dtype)  # (G, C_out/G, C_in/G·K)
+    buf = np.empty((G, wg.shape[2], L), dtype=x.dtype)  # one sample's columns, then its dX columns
+    for n in range(N):  # re-unfold the sample, add its dW, fold its dX
+        _unfold_fast(x[n:n + 1], g, True, buf, jit=True)
+        dwg += dyg[n] @ buf.swapaxes(-1, -2)
+        np.matmul(wg.swapaxes(-1, -2), dyg[n], out=buf)  # Wᵀ dY[n], over the spent columns
+        _fold_fast(buf.reshape(1, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, True, dx[n:n + 1], jit=True)
+    return dx, dwg.reshape(w.shape)
+# end-conv-streamed
