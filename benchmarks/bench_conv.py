@@ -180,7 +180,8 @@ def lenet5_100_steps():
             return torch.nn.functional.conv2d(t, self.weight * mask, self.bias)
 
     tmodel = tnn.Sequential(tnn.Conv2d(1, 6, 5), Act(), Sub(6), Act(), TableConv(6, 16, 5), Act(), Sub(16), Act(),
-                            tnn.Conv2d(16, 120, 5), Act(), tnn.Flatten(), tnn.Linear(120, 84), Act(), tnn.Linear(84, 10))
+                            tnn.Conv2d(16, 120, 5), Act(), tnn.Flatten(), tnn.Linear(120, 84), Act(),
+                            tnn.Linear(84, 10))
     topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 

@@ -51,7 +51,8 @@ def _linear(m, torch):
 
 def _batchnorm(m, torch):
     cls = torch.nn.BatchNorm2d if type(m).__name__ == "BatchNorm2d" else torch.nn.BatchNorm1d
-    t = cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.weight is not None, dtype=_dt(m.running_mean, torch))
+    t = cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.weight is not None,
+            dtype=_dt(m.running_mean, torch))
     if m.weight is not None:
         _copy(t.weight, m.weight.data)
         _copy(t.bias, m.bias.data)

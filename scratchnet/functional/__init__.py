@@ -3,9 +3,9 @@
 ``y, cache = F.op(x, ...)`` and ``dx, ... = F.op_backward(dy, cache)``.
 """
 from .activation import *  # noqa: F401,F403
-from .ctc import *  # noqa: F401,F403
-from .conv import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .ctc import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .energy import *  # noqa: F401,F403
 from .gru import *  # noqa: F401,F403

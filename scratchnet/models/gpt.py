@@ -175,5 +175,6 @@ def load_text(name="tinyshakespeare"):
     root = pathlib.Path(os.environ.get("SCRATCHNET_DATA", pathlib.Path.home() / ".cache" / "scratchnet"))
     path = root / name / "input.txt"
     if not path.exists():
-        raise FileNotFoundError(f"load_text: {path} not found; set SCRATCHNET_DATA to a folder holding {name}/input.txt")
+        raise FileNotFoundError(f"load_text: {path} not found; "
+                                f"set SCRATCHNET_DATA to a folder holding {name}/input.txt")
     return path.read_text(encoding="utf-8")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
-from scratchnet.testing import overfit_batch
 from scratchnet.models.alexnet import AlexNet, fashion_input, make_prepare
 from scratchnet.nn import CrossEntropyLoss, Dropout, LocalResponseNorm
+from scratchnet.testing import overfit_batch
 
 
 @pytest.mark.parametrize("lrn,dropout", [(True, 0.5), (False, 0.0)])

@@ -5,7 +5,7 @@ import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
 from scratchnet.models.charlm import CharLM, CharVocabulary, lm_windows, sample
-from scratchnet.nn import CrossEntropyLoss, RNN, hidden_jacobian_norms
+from scratchnet.nn import RNN, CrossEntropyLoss, hidden_jacobian_norms
 from scratchnet.optim import Adam, clip_grad_norm
 
 

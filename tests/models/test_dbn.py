@@ -62,7 +62,8 @@ def test_to_mlp_with_dropout_gradchecks():
     assert kinds == ["Linear", "Sigmoid", "Dropout"] * 3 + ["Linear"]
     assert all(m.p == 0.3 for m in mlp if isinstance(m, Dropout))
     mlp.astype(np.float64)
-    assert_module_gradients(mlp, x[:4].astype(np.float64))  # dropout generators are rewound before every forward: the same masks each call
+    # dropout generators are rewound before every forward: the same masks each call
+    assert_module_gradients(mlp, x[:4].astype(np.float64))
 
 
 def test_fine_tune_overfits_one_batch():

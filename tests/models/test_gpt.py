@@ -4,9 +4,9 @@ import pytest
 
 import scratchnet.nn as nn
 from scratchnet.gradcheck import assert_module_gradients
-from scratchnet.testing import overfit_batch
 from scratchnet.models.gpt import GPT, CharTokenizer, get_batch, load_text
 from scratchnet.models.seq2seq import AttentionSeq2Seq, reversal_batch
+from scratchnet.testing import overfit_batch
 
 
 def tiny_gpt(tie=True, dropout=0.0, seed=0, n_layer=2):

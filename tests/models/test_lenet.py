@@ -4,8 +4,8 @@ import pytest
 
 from scratchnet import nn
 from scratchnet.gradcheck import assert_module_gradients
-from scratchnet.testing import overfit_batch
 from scratchnet.models.lenet import C3_TABLE, LeNet5, LeNet5Modern, lenet_input
+from scratchnet.testing import overfit_batch
 
 
 def test_paper_architecture():

@@ -4,10 +4,16 @@ import numpy as np
 import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
-from scratchnet.testing import overfit_batch
-from scratchnet.models.resnet import (BasicBlock, Bottleneck, ResNet, block_grad_norms, conv_weight_grad_norms,
-                                      resnet_depth_to_blocks)
+from scratchnet.models.resnet import (
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    block_grad_norms,
+    conv_weight_grad_norms,
+    resnet_depth_to_blocks,
+)
 from scratchnet.nn import CrossEntropyLoss
+from scratchnet.testing import overfit_batch
 
 
 def _settle_eval(block, x, rng):

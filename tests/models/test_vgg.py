@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from scratchnet.gradcheck import assert_module_gradients
-from scratchnet.testing import overfit_batch
 from scratchnet.models.vgg import VGG, VGG_CONFIGS, VGGBlock, conv_params, receptive_field
 from scratchnet.nn import BatchNorm2d, Conv2d, CrossEntropyLoss
+from scratchnet.testing import overfit_batch
 
 
 @pytest.mark.parametrize("n_convs", [1, 2, 3])

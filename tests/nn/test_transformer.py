@@ -114,7 +114,8 @@ def _load_mha(torch, tm, m):
             tm.q_proj_weight.copy_(torch.tensor(m.q_proj.weight.data.T))
             tm.k_proj_weight.copy_(torch.tensor(m.k_proj.weight.data.T))
             tm.v_proj_weight.copy_(torch.tensor(m.v_proj.weight.data.T))
-        tm.in_proj_bias.copy_(torch.tensor(np.concatenate([m.q_proj.bias.data, m.k_proj.bias.data, m.v_proj.bias.data])))
+        biases = [m.q_proj.bias.data, m.k_proj.bias.data, m.v_proj.bias.data]
+        tm.in_proj_bias.copy_(torch.tensor(np.concatenate(biases)))
         tm.out_proj.weight.copy_(torch.tensor(m.out_proj.weight.data.T))
         tm.out_proj.bias.copy_(torch.tensor(m.out_proj.bias.data))
 
