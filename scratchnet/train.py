@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 from ._alloc import keep_freed_memory
@@ -262,10 +263,11 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
         history.epochs.append(row)
         history.seconds = time.perf_counter() - start
         if not math.isfinite(row.get("val_loss", 0.0)):  # the training loss's guard, once per epoch
-            raise _diverged(history, f"fit: the validation loss became {row['val_loss']} after epoch {epoch} "
-                                     f"(training loss {row['train_loss']:.4g}); check the validation inputs for "
-                                     f"NaN/inf and the running statistics of normalisation layers; "
-                                     f"history.epochs[-1] holds that epoch")
+            message = (f"fit: the validation loss became {row['val_loss']} after epoch {epoch} "
+                       f"(training loss {row['train_loss']:.4g}); check the validation inputs for NaN/inf and the "
+                       f"running statistics of normalisation layers; history.epochs[-1] holds that epoch")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)  # seen even where the error is caught
+            raise _diverged(history, message)
         epoch_bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_"))})
         if log_every:
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)

@@ -129,7 +129,8 @@ def test_fit_nan_validation_loss_stops_like_the_training_guard(rng):
     xv, yv = blobs(rng, 20)
     xv[3] = np.nan  # the training data is fine, the validation data is not
     model = mlp(rng)
-    with pytest.raises(FloatingPointError, match=r"validation loss became nan after epoch 1") as info:
+    with pytest.raises(FloatingPointError, match=r"validation loss became nan after epoch 1") as info, \
+            pytest.warns(RuntimeWarning, match="validation loss became nan"):
         fit(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), (x, y), (xv, yv), epochs=3,
             batch_size=10, rng=rng, disable=True)
     history = info.value.history
