@@ -1,4 +1,4 @@
-"""scratchnet: every architecture of the survey with hand-derived backward passes, in NumPy.
+"""scratchnet: the architectures of the survey with hand-derived backward passes, in NumPy.
 
     import scratchnet as sn
     import scratchnet.functional as F
