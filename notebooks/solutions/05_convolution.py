@@ -8,9 +8,9 @@ YOUR_TURN = ["my_conv2d", "my_conv2d_backward", "my_max_pool2d", "my_max_pool2d_
 
 
 def my_conv2d(x, w, b, *, stride=1, padding=0):
-    """y = W X + b with X the unfolded input: x (N, C, H, W), w (O, C, KH, KW), b (O,); int stride, padding."""
+    """y = W X + b with X the unfolded input: x (N, C, H, W), w (C_out, C, KH, KW), b (C_out,); int stride, padding."""
     N, C, H, W = x.shape
-    O, _, KH, KW = w.shape
+    C_out, _, KH, KW = w.shape
     s, P = stride, padding
     OH, OW = (H + 2 * P - KH) // s + 1, (W + 2 * P - KW) // s + 1
     xpad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))  # (N, C, H+2P, W+2P)
@@ -19,21 +19,21 @@ def my_conv2d(x, w, b, *, stride=1, padding=0):
         for j in range(KW):
             cols[:, i, j] = xpad[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s].transpose(1, 0, 2, 3)
     X = cols.reshape(C * KH * KW, N * OH * OW)  # (C·KH·KW, N·OH·OW)
-    Wm = w.reshape(O, -1)  # (O, C·KH·KW)
-    Y = Wm @ X + b[:, None]  # GEMM + bias: (O, N·OH·OW)
-    y = Y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)  # (N, O, OH, OW)
+    Wm = w.reshape(C_out, -1)  # (C_out, C·KH·KW)
+    Y = Wm @ X + b[:, None]  # GEMM + bias: (C_out, N·OH·OW)
+    y = Y.reshape(C_out, N, OH, OW).transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
     return y, (X, w, x.shape, s, P)
 
 
 def my_conv2d_backward(dy, cache):
     """The staged walk in reverse: bias, GEMM, fold (sum each pixel's copies), crop the padding."""
     X, w, (N, C, H, W), s, P = cache
-    O, _, KH, KW = w.shape
+    C_out, _, KH, KW = w.shape
     OH, OW = dy.shape[2:]
-    dY = dy.transpose(1, 0, 2, 3).reshape(O, -1)  # (O, N·OH·OW)
-    db = dY.sum(axis=1)  # (O,)
-    dw = (dY @ X.T).reshape(w.shape)  # (O, C, KH, KW)
-    dcols = (w.reshape(O, -1).T @ dY).reshape(C, KH, KW, N, OH, OW)
+    dY = dy.transpose(1, 0, 2, 3).reshape(C_out, -1)  # (C_out, N·OH·OW)
+    db = dY.sum(axis=1)  # (C_out,)
+    dw = (dY @ X.T).reshape(w.shape)  # (C_out, C, KH, KW)
+    dcols = (w.reshape(C_out, -1).T @ dY).reshape(C, KH, KW, N, OH, OW)
     dxpad = np.zeros((N, C, H + 2 * P, W + 2 * P), dtype=dy.dtype)
     for i in range(KH):  # fold: add every tap's copy back where it came from
         for j in range(KW):
