@@ -25,8 +25,8 @@ __all__ = ["record", "METRIC_NAMES", "json_safe", "find_notebook", "run_notebook
 
 
 # -- recording, inside the notebook ----------------------------------------------------------------
-METRIC_NAMES = ("test_error", "test_accuracy", "cer", "wer", "val_loss", "log_likelihood", "map50", "mask_iou",
-                "fid", "inception_score", "seconds")
+METRIC_NAMES = ("test_error", "test_accuracy", "cer", "wer", "val_loss", "test_loss", "log_likelihood", "map50",
+                "mask_iou", "fid", "inception_score", "seconds")
 
 
 def record(**metrics) -> dict:
