@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
-import secrets
 import threading
 from collections import OrderedDict
 
 import numpy as np
 
 from ..backend import asnumpy, get_array_module, to_device
+from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
 __all__ = ["Parameter", "Module", "Sequential", "no_grad", "is_grad_enabled", "CheckpointError"]
 
 _GRAD_ENABLED = [True]
-CHECKPOINT_FORMAT = "scratchnet-npz-1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be loaded: unreadable or corrupt, not a scratchnet checkpoint,
-    or holding weights that do not fit the model. The message names the file."""
 
 
 class _BackwardJournal(threading.local):
@@ -294,29 +286,7 @@ class Module:
         ``path`` in one step (``os.replace``): a crash or an error mid-write leaves the previous
         checkpoint intact and no temporary file behind.
         """
-        sd = self.state_dict()
-        meta = {"format": CHECKPOINT_FORMAT, "config": self.config(), "keys": list(sd)}
-        arrays = {f"arr_{i}": v for i, v in enumerate(sd.values())}
-        arrays["__meta__"] = np.array(json.dumps(meta))  # a unicode string array, not an object
-        path = os.fspath(path)
-        folder, base = os.path.split(os.path.abspath(path))
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "xb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:  # Ctrl-C included: the old checkpoint stays, the partial file goes
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        with contextlib.suppress(OSError, AttributeError):  # make the rename itself durable (POSIX)
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        write_checkpoint(path, self.state_dict(), self.config())
 
     def load(self, path):
         """Load weights saved by ``save`` into this module (``allow_pickle=False``: no code runs).
@@ -327,7 +297,7 @@ class Module:
         scratchnet checkpoint, saved from another class, or does not fit the model.
         """
         name = type(self).__name__
-        meta, arrays = _read_checkpoint(path, f"{name}.load")
+        meta, arrays = read_checkpoint(path, f"{name}.load")
         config = meta.get("config")
         saved = config.get("class") if isinstance(config, dict) else None
         if saved is not None and saved != name:
@@ -398,34 +368,3 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self.layers)
 
-
-def _read_checkpoint(path, op: str):
-    """(meta dict, OrderedDict of arrays) of a ``save``d file, every array read in full (so a zip CRC
-    error shows here); any problem with the file becomes one CheckpointError naming it."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "__meta__" not in z.files:
-                raise CheckpointError(f"{op}: {path} is not a scratchnet checkpoint (no __meta__ entry)")
-            meta = json.loads(str(z["__meta__"]))
-            if isinstance(meta, dict) and meta.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
-                raise CheckpointError(f"{op}: {path} has format {meta['format']!r}; this version reads "
-                                      f"{CHECKPOINT_FORMAT!r}")
-            keys = meta.get("keys") if isinstance(meta, dict) else None
-            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                raise CheckpointError(f"{op}: {path} has a malformed __meta__ entry (no list of keys)")
-            names = [f"arr_{i}" for i in range(len(keys))]
-            if sorted(names) != sorted(n for n in z.files if n != "__meta__"):
-                raise CheckpointError(f"{op}: {path} holds {len(z.files) - 1} arrays but its __meta__ "
-                                      f"lists {len(keys)} keys")
-            arrays = OrderedDict((k, z[n]) for k, n in zip(keys, names))
-    except CheckpointError:
-        raise
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        raise  # a wrong path, not a damaged file: the usual OSError says what is wrong
-    except Exception as e:  # BadZipFile, CRC errors, EOFError, zlib.error, JSONDecodeError, bad .npy headers, ...
-        if isinstance(e, ValueError) and ("pickle" in str(e).lower() or "Object arrays" in str(e)):
-            raise CheckpointError(f"{op}: {path} contains pickled objects; scratchnet checkpoints never "
-                                  "unpickle") from e
-        raise CheckpointError(f"{op}: {path} is corrupt or not a scratchnet checkpoint "
-                              f"({type(e).__name__}: {e})") from e
-    return meta, arrays

@@ -334,3 +334,22 @@ def test_unfold_fold_routes_match_references(g, H, W, batch_first, jit, rng, mon
     dx = np.full(x.shape, np.nan)
     assert F.fold(cols, g, H, W, batch_first=batch_first, out=dx) is dx
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_whole_batch_gemm_reference_equals_the_routed_conv(rng, dtype):
+    """``_conv2d_gemm`` / ``_conv2d_gemm_backward`` (the chapter's reference) give what ``conv2d`` returns."""
+    from scratchnet.functional.conv import _conv2d_gemm, _conv2d_gemm_backward, _geometry
+    x = rng.standard_normal((3, 4, 9, 8)).astype(dtype)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    g = _geometry("conv2d", x.shape[2:], w.shape[2:], 2, 1, 1, x.shape)
+    y_ref, cols = _conv2d_gemm(x, w, b, g, 2)
+    y, cache = F.conv2d(x, w, b, stride=2, padding=1, groups=2)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx_ref, dw_ref = _conv2d_gemm_backward(dy, cols, w, g, x.shape)
+    dx, dw, _ = F.conv2d_backward(dy, cache)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y_ref, y, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx_ref, dx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dw_ref, dw, rtol=tol, atol=tol)

@@ -172,3 +172,17 @@ def test_activations_keep_float16(monkeypatch, op, opts, jit):
     y64, cache64 = fwd(x, **opts)
     np.testing.assert_allclose(y, y64, rtol=1e-2, atol=1e-2)
     np.testing.assert_allclose(dx, bwd(dy, cache64), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_gelu_reference_equals_the_fused_route(rng, dtype):
+    """``_gelu_exact`` / ``_gelu_exact_backward`` (the chapter's reference) give what ``F.gelu`` returns."""
+    from scratchnet.functional.activation import _gelu_exact, _gelu_exact_backward
+    x = (3 * rng.standard_normal((7, 33))).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    y_ref, phi = _gelu_exact(x)
+    y, cache = F.gelu(x)
+    dx = F.gelu_backward(dy, cache)
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, _gelu_exact_backward(dy, x, phi), rtol=tol, atol=tol)
