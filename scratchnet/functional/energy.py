@@ -93,7 +93,7 @@ def free_energy_backward(df, cache):
     """dv, dw, db, dc of ``free_energy`` (df (N,) is the upstream gradient of each F(v_n))."""
     v, w, b, a, visible = cache
     check_grad("free_energy_backward", "df", df, (v.shape[0],), a.dtype)
-    p = stable_sigmoid(a)  # (N, H) = P(h = 1 | v): recomputed, the cache holds a only
+    p = stable_sigmoid(a)  # (N, H) = P(h = 1 | v): recomputed: of the (N, H) arrays the cache holds a only
     dsoft = -df[:, None] * p  # (N, H) gradient of the pre-activation a
     if visible == "bernoulli":
         dvis = -df[:, None] * b  # (N, D)
