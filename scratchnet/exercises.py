@@ -83,7 +83,7 @@ def _finish(verdict, strict, quiet):
     return verdict
 
 
-def check_pair(mine, reference, inputs, *, options=None, seed=0, rtol=1e-6, atol=1e-9,
+def check_pair(mine, reference, inputs, *, options=None, wrt=None, seed=0, rtol=1e-6, atol=1e-9,
                strict=False, quiet=False, title=None) -> Verdict:
     """Check a learner's forward/backward pair against the library's, then gradient-check it.
 
@@ -91,6 +91,8 @@ def check_pair(mine, reference, inputs, *, options=None, seed=0, rtol=1e-6, atol
     (``y, cache = forward(*inputs, **options)``; ``grads = backward(dy, cache)``); ``inputs`` should
     be float64 so the gradient check is meaningful. The forward outputs are compared, then both
     backwards get the same seeded random ``dy``, then ``check_function`` runs on the learner's pair.
+    ``wrt``: the input positions that get gradients, as in ``check_function`` (default: every float
+    array; give it when a float input, e.g. a regression target, gets none).
     Returns a Verdict that unpacks to the pair to carry on with.
     """
     options = options or {}
@@ -109,7 +111,7 @@ def check_pair(mine, reference, inputs, *, options=None, seed=0, rtol=1e-6, atol
             ok, line = _compare("backward", bwd(dy, cache), ref_bwd(dy, cache_ref), rtol, atol)
             verdict.lines.append(line)
         if ok:
-            report = check_function(fwd, bwd, _copy_args(inputs), title=title, seed=seed, **options)
+            report = check_function(fwd, bwd, _copy_args(inputs), wrt=wrt, title=title, seed=seed, **options)
             ok = report.ok
             # relative errors of gradients that agree to round-off (an exactly-zero bias gradient)
             # are meaningless, so they are left out of the summary; the report has every row

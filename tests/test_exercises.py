@@ -83,3 +83,19 @@ def test_training_step_matches_the_reference(rng):
     v = check_train_step(forgets_zero_grad, _make_model, lambda m: SGD(m.parameters(), lr=0.1),
                          nn.CrossEntropyLoss(), xb, yb, quiet=True)
     assert not v.ok
+
+
+def test_wrt_leaves_a_float_input_without_gradient(rng):
+    """A float input that gets no gradient (a target) is left out of the gradient check with wrt=."""
+    pred, target = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+
+    def my_mse(p, t):
+        diff = p - t
+        return (diff ** 2).mean(), (diff, p.size)
+
+    def my_mse_backward(dloss, cache):
+        diff, n = cache
+        return 2.0 * diff * dloss / n
+
+    v = check_pair((my_mse, my_mse_backward), (F.mse_loss, F.mse_loss_backward), [pred, target], wrt=[0], quiet=True)
+    assert v.ok, str(v)
