@@ -4,6 +4,7 @@
 """
 from .activation import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .channel import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .ctc import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403

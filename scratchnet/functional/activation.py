@@ -15,7 +15,8 @@ from ..backend import get_array_module
 from ..kernels import activation as _kernels
 
 __all__ = [
-    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "relu", "relu_backward", "hardtanh", "hardtanh_backward", "relu6", "relu6_backward",
+    "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "silu", "silu_backward", "softplus", "softplus_backward",
     "gelu", "gelu_backward", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "stable_sigmoid", "stable_softplus",
@@ -50,6 +51,37 @@ def relu_backward(dy, cache):
     positive, dtype = cache
     check_grad("relu_backward", "dy", dy, positive.shape, dtype)
     return dy * positive
+
+
+def hardtanh(x, *, min_val=-1.0, max_val=1.0):
+    """y = clip(x, min_val, max_val). Backward: dx = dy ⊙ [min_val < x < max_val].
+
+    See chapters/12-mobilenet.md#eq-relu6 (ReLU6 is hardtanh on [0, 6]).
+    """
+    check_float("hardtanh", "x", x)
+    if not min_val < max_val:
+        raise ValueError(f"hardtanh: need min_val < max_val, got {min_val} and {max_val}")
+    xp = get_array_module(x)
+    inside = (x > min_val) & (x < max_val)  # where the clip is the identity
+    return xp.clip(x, min_val, max_val), (inside, x.dtype)
+
+
+def hardtanh_backward(dy, cache):
+    inside, dtype = cache
+    check_grad("hardtanh_backward", "dy", dy, inside.shape, dtype)
+    return dy * inside
+
+
+def relu6(x):
+    """y = min(max(x, 0), 6), MobileNet's activation. Backward: dx = dy ⊙ [0 < x < 6]."""
+    check_float("relu6", "x", x)
+    return hardtanh(x, min_val=0.0, max_val=6.0)
+
+
+def relu6_backward(dy, cache):
+    inside, dtype = cache
+    check_grad("relu6_backward", "dy", dy, inside.shape, dtype)
+    return dy * inside
 
 
 def leaky_relu(x, *, slope=0.01):

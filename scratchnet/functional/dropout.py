@@ -1,11 +1,15 @@
-"""Inverted dropout. Legend: any shape. See chapters/01-mlp.md#dropout."""
+"""Inverted dropout, and its per-sample form drop-path (stochastic depth).
+
+Legend: any shape; N the leading (batch) axis. See chapters/01-mlp.md#dropout and
+chapters/13-efficientnet.md#eq-drop-path.
+"""
 from __future__ import annotations
 
 from .._checks import check_float, check_grad
 from .._random import get_rng
 from ..backend import get_array_module
 
-__all__ = ["dropout", "dropout_backward", "dropout_mask"]
+__all__ = ["dropout", "dropout_backward", "dropout_mask", "drop_path", "drop_path_backward"]
 
 
 def dropout_mask(shape, p, *, rng=None, dtype="float32", xp=None):
@@ -41,3 +45,32 @@ def dropout_backward(dy, cache):
     mask, shape, dtype = cache
     check_grad("dropout_backward", "dy", dy, shape, dtype)
     return dy if mask is None else dy * mask
+
+
+def drop_path(x, *, p, training=True, rng=None, mask=None):
+    """Stochastic depth: y[n] = x[n] · m[n], one scaled keep value m[n] ∈ {0, 1/(1 − p)} per sample.
+
+    A residual branch multiplied by this is dropped for whole samples, so the block becomes the
+    identity for them. ``mask`` (shape (N,), already scaled) overrides ``rng``. Identity in evaluation.
+    Backward: dx[n] = dy[n] · m[n].
+    """
+    check_float("drop_path", "x", x)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"drop_path: p must be in [0, 1), got {p}")
+    if not training or (p == 0.0 and mask is None):
+        return x, (None, x.shape, x.dtype)
+    xp = get_array_module(x)
+    N = x.shape[0]
+    if mask is None:
+        mask = dropout_mask((N,), p, rng=rng, dtype=x.dtype, xp=xp)  # (N,)
+    elif tuple(mask.shape) != (N,):
+        raise ValueError(f"drop_path: mask must have shape ({N},) (one value per sample), got {tuple(mask.shape)}")
+    m = mask.reshape((N,) + (1,) * (x.ndim - 1))  # broadcast over every other axis
+    y = x * m
+    return y, (m, y.shape, y.dtype)
+
+
+def drop_path_backward(dy, cache):
+    m, shape, dtype = cache
+    check_grad("drop_path_backward", "dy", dy, shape, dtype)
+    return dy if m is None else dy * m

@@ -10,4 +10,5 @@ from .rbm import RBM  # noqa: F401
 from .resnet import ResNet  # noqa: F401
 from .seq2seq import AttentionSeq2Seq  # noqa: F401
 from .speech_classifier import SpeechClassifier  # noqa: F401
+from .summary import ModelSummary, summary  # noqa: F401  (the function; the module is scratchnet.models.summary)
 from .vgg import VGG  # noqa: F401

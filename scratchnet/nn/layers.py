@@ -11,9 +11,10 @@ from .._random import get_rng
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Embedding", "Identity", "Flatten", "Reshape", "Dropout",
+__all__ = ["Linear", "Embedding", "Identity", "Flatten", "Reshape", "Dropout", "DropPath",
            "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-           "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softplus", "Softmax", "LogSoftmax"]
+           "ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softplus", "Softmax",
+           "LogSoftmax"]
 
 
 class Linear(Module):
@@ -91,6 +92,7 @@ ReLU = _stateless("ReLU", F.relu, F.relu_backward, "max(x, 0).")
 Sigmoid = _stateless("Sigmoid", F.sigmoid, F.sigmoid_backward, "1 / (1 + e^{-x}).")
 Tanh = _stateless("Tanh", F.tanh, F.tanh_backward, "tanh(x).")
 SiLU = _stateless("SiLU", F.silu, F.silu_backward, "x σ(x).")
+ReLU6 = _stateless("ReLU6", F.relu6, F.relu6_backward, "min(max(x, 0), 6).")
 Softplus = _stateless("Softplus", F.softplus, F.softplus_backward, "log(1 + eˣ).")
 
 
@@ -100,6 +102,14 @@ class LeakyReLU(_Stateless):
 
     def __init__(self, slope=0.01):
         super().__init__(slope=slope)
+
+
+class Hardtanh(_Stateless):
+    """clip(x, min_val, max_val)."""
+    _fn, _bwd = staticmethod(F.hardtanh), staticmethod(F.hardtanh_backward)
+
+    def __init__(self, min_val=-1.0, max_val=1.0):
+        super().__init__(min_val=min_val, max_val=max_val)
 
 
 class GELU(_Stateless):
@@ -166,6 +176,21 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class DropPath(Dropout):
+    """Stochastic depth: each sample's input is kept (scaled by 1/(1 − p)) or zeroed whole; eval: identity.
+
+    ``forward(x, mask=None)``: an explicit (N,) mask overrides the module's generator (gradchecks).
+    """
+
+    def forward(self, x, mask=None):
+        y, cache = F.drop_path(x, p=self.p, training=self.training, rng=self.rng, mask=mask)
+        self.push(cache)
+        return y
+
+    def backward(self, dy):
+        return F.drop_path_backward(dy, self.pop())
 
 
 class _BatchNorm(Module):
