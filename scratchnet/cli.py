@@ -5,6 +5,7 @@
     scratchnet gradcheck [PATTERN]           run the registered gradient checks (exit 1 on a failure)
     scratchnet bench [PATTERN] [--repeats N] timed workloads
     scratchnet data verify [NAME]            hash every dataset file again against the registry
+    scratchnet book [--out DIR]              the chapters and notebooks as a website (DIR/index.html)
 
 ``run --json`` ends with one line of strict JSON: a metric that is NaN or infinite is written as
 null. ``run`` and ``bench`` apply the allocator tuning of training loops (``scratchnet/_alloc.py``;
@@ -158,6 +159,21 @@ def cmd_data_verify(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_book(args) -> int:
+    """Build the book website (``scratchnet/book.py``); 1 when Sphinx fails or, with --strict, warns."""
+    from .book import build_book
+    root = _repo_root()
+    out = Path(args.out) if args.out else root / "_build" / "book"
+    try:
+        status = build_book(out, root=root, strict=args.strict, quiet=not args.verbose, fresh=args.fresh)
+    except (RuntimeError, FileNotFoundError) as e:
+        print(f"scratchnet book: {e}", file=sys.stderr)
+        return 1
+    if status == 0:
+        print(f"the book is in {out}: open {out / 'index.html'}")
+    return 1 if status else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "~/.cache/scratchnet)")
     p.add_argument("-v", "--verbose", action="store_true", help="also list the files that match")
     p.set_defaults(func=cmd_data_verify)
+
+    p = sub.add_parser("book", help="build the chapters and notebooks into a website (needs the book extra)")
+    p.add_argument("--out", default=None, help="folder for the site (default: _build/book in the repository)")
+    p.add_argument("--strict", action="store_true", help="treat every Sphinx warning as an error (as the tests do)")
+    p.add_argument("--fresh", action="store_true", help="ignore the saved state of earlier builds")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Sphinx's progress, not only its warnings")
+    p.set_defaults(func=cmd_book)
     return parser
 
 

@@ -203,7 +203,7 @@ def local_response_norm(x, *, size=5, alpha=1e-4, beta=0.75, k=2.0):
     x (N, C, ...) → y of the same shape (PyTorch's nn.LocalResponseNorm; AlexNet used
     size=5, α=1e-4, β=0.75, k=2). Backward, with W(c) the window of channel c:
     dx_j = dy_j s_j^{−β} − (2αβ/size) x_j Σ_{c : j ∈ W(c)} dy_c x_c s_c^{−β−1}.
-    See chapters/05-convolution.md#eq-lrn-backward.
+    See chapters/07-alexnet.md#eq-lrn-backward.
     """
     check_float("local_response_norm", "x", x)
     check_ndim("local_response_norm", "x", x, (3, 4, 5))
