@@ -5,6 +5,7 @@ from .dbn import DBN  # noqa: F401
 from .deepspeech import DeepSpeech  # noqa: F401
 from .densenet import DenseNet  # noqa: F401
 from .dsn import DSN  # noqa: F401
+from .efficientnet import EfficientNet  # noqa: F401
 from .gpt import GPT  # noqa: F401
 from .lenet import LeNet5, LeNet5Modern  # noqa: F401
 from .rbm import RBM  # noqa: F401
