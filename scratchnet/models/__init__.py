@@ -6,8 +6,10 @@ from .deepspeech import DeepSpeech  # noqa: F401
 from .densenet import DenseNet  # noqa: F401
 from .dsn import DSN  # noqa: F401
 from .efficientnet import EfficientNet  # noqa: F401
+from .googlenet import GoogLeNet  # noqa: F401
 from .gpt import GPT  # noqa: F401
 from .lenet import LeNet5, LeNet5Modern  # noqa: F401
+from .mobilenet import MobileNet, MobileNetV2  # noqa: F401
 from .rbm import RBM  # noqa: F401
 from .resnet import ResNet  # noqa: F401
 from .seq2seq import AttentionSeq2Seq  # noqa: F401
