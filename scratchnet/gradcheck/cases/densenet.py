@@ -8,26 +8,11 @@ import numpy as np
 from ...models.densenet import DenseBlock, DenseLayer, DenseNet, Transition
 from ..checker import check_module
 from ..registry import register_case
-
-
-def _eval_mode(module, rng):
-    """Non-trivial running statistics, then evaluation mode (BN becomes an affine map)."""
-    for bn in [m for m in module.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = 0.3 * rng.standard_normal(bn.running_mean.shape)
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-    return module.eval()
+from ._blocks import module_case
 
 
 def _case(make, cin, title, training, fast):
-    def run():
-        rng = np.random.default_rng(1234)
-        module = make(rng)
-        if not training:
-            _eval_mode(module, rng)
-        report = check_module(module, rng.standard_normal((2, cin, 5, 6)), fast=fast)
-        report.title = title
-        return report
-    return run
+    return module_case(make, (2, cin, 5, 6), title, training=training, fast=fast, seed=1234)
 
 
 _PIECES = {

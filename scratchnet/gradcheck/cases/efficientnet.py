@@ -8,14 +8,7 @@ import numpy as np
 from ...models.efficientnet import EfficientNet, MBConv, SqueezeExcite
 from ..checker import check_module
 from ..registry import register_case
-
-
-def _eval_mode(block, rng):
-    """Non-trivial running statistics, then evaluation mode (BN becomes an affine map, drop path the identity)."""
-    for bn in [m for m in block.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = 0.3 * rng.standard_normal(bn.running_mean.shape)
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-    return block.eval()
+from ._blocks import eval_mode
 
 
 @register_case("efficientnet.squeeze_excite")
@@ -32,7 +25,7 @@ def _mbconv_case(title, cin, cout, k, stride, t, training, mask):
         rng = np.random.default_rng(1301)
         blk = MBConv(cin, cout, k, stride, t, drop_rate=0.5, rng=rng, dtype=np.float64)
         if not training:
-            _eval_mode(blk, rng)
+            eval_mode(blk, rng)
         kwargs = {"drop_mask": np.array(mask)} if (blk.skip and training) else None
         report = check_module(blk, rng.standard_normal((3, cin, 6, 5)), fast=True, forward_kwargs=kwargs)
         report.title = title

@@ -10,6 +10,7 @@ from ...models.googlenet import AuxClassifier, GoogLeNet, GoogLeNetLoss, Incepti
 from ...nn.module import Module
 from ..checker import check_module
 from ..registry import register_case
+from ._blocks import module_case
 
 __all__ = ["TotalLoss", "tiny_googlenet"]
 
@@ -43,24 +44,9 @@ def tiny_googlenet(rng, *, aux=True, batch_norm=True, dtype=np.float64):
     return model
 
 
-def _eval_mode(module, rng):
-    """Non-trivial running statistics, then evaluation mode (BN becomes an affine map)."""
-    for bn in [m for m in module.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = 0.3 * rng.standard_normal(bn.running_mean.shape)
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-    return module.eval()
-
 
 def _case(make, input_shape, title, training, fast):
-    def run():
-        rng = np.random.default_rng(909)
-        module = make(rng)
-        if not training:
-            _eval_mode(module, rng)
-        report = check_module(module, rng.standard_normal(input_shape), fast=fast)
-        report.title = title
-        return report
-    return run
+    return module_case(make, input_shape, title, training=training, fast=fast, seed=909)
 
 
 _INCEPTION = dict(c1=2, c3_reduce=2, c3=3, c5_reduce=1, c5=2)

@@ -5,28 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...models.resnet import BasicBlock, Bottleneck
-from ..checker import check_module
 from ..registry import register_case
-
-
-def _eval_mode(block, rng):
-    """Non-trivial running statistics, then evaluation mode (BN becomes an affine map)."""
-    for bn in [m for m in block.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = 0.3 * rng.standard_normal(bn.running_mean.shape)
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-    return block.eval()
+from ._blocks import module_case
 
 
 def _case(make, cin, title, training, fast):
-    def run():
-        rng = np.random.default_rng(1234)
-        block = make(rng)
-        if not training:
-            _eval_mode(block, rng)
-        report = check_module(block, rng.standard_normal((2, cin, 6, 5)), fast=fast)
-        report.title = title
-        return report
-    return run
+    return module_case(make, (2, cin, 6, 5), title, training=training, fast=fast, seed=1234)
 
 
 _BLOCKS = {
