@@ -1,18 +1,20 @@
 """The fast routes of the convolution. ``scratchnet/functional/conv.py`` holds the vectorised
 reference (unfold/fold, the whole-batch GEMMs) and passes it here as ``reference=``.
 
-Legend: N batch, C channels, G groups, H, W input size, KH, KW kernel, K = KH·KW, OH, OW output
-size, L = OH·OW. Every route choice of the family is made here, and each route computes the same
-numbers as the reference (tests/functional/test_conv.py compares every pair):
+Legend: N batch, C channels, G groups, m channel multiplier, H, W input size, KH, KW kernel,
+K = KH·KW, OH, OW output size, L = OH·OW. Every route choice of the family is made here, and each
+route computes the same numbers as the reference (tests/functional/test_conv.py and
+test_depthwise.py compare every pair):
 
 - unfold / fold (im2col / col2im): a 1×1, stride-1 window needs no copy (the columns are x), nor
   does a window covering the whole input once (LeNet's C5: the columns are x reshaped); otherwise
   the Numba kernels of ``conv_loops.py`` when ``jit_route`` allows (JIT on, NumPy, float32/float64),
   the parallel ones from UNFOLD_PARALLEL_MIN_SIZE column entries; else the reference (CuPy,
   float16, ``SCRATCHNET_JIT=0``).
-- conv2d: on that same Numba route a layer whose columns are large (STREAM_MIN_SAMPLE_COLS
-  numbers per sample) is streamed sample by sample; every other layer runs the reference's
-  whole-batch GEMMs.
+- conv2d: on that same Numba route a depthwise layer (groups = C_in > 1, C_out = m·C_in: G GEMMs of
+  one row each, too small for BLAS) runs the direct loops of ``conv_loops.depthwise_*_kernel``;
+  a layer whose columns are large (STREAM_MIN_SAMPLE_COLS numbers per sample) is streamed sample
+  by sample; every other layer runs the reference's whole-batch GEMMs.
 
 The timings behind the thresholds are in ``benchmarks/bench_conv.py``.
 """
@@ -24,13 +26,17 @@ from .._jit import jit_route
 from ..backend import get_array_module
 from . import conv_loops
 
-__all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS"]
+__all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS",
+           "DEPTHWISE_PARALLEL_MIN_MACS"]
 
 # unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
 # the next GEMM wants the cores: only inputs far bigger than a ResNet layer's use the parallel kernels
 UNFOLD_PARALLEL_MIN_SIZE = 1 << 25
 # one sample's columns (C_in·K rows × L) from which conv2d streams: a 64-channel 3×3 layer from 16×16
 STREAM_MIN_SAMPLE_COLS = 1 << 17
+# multiply-adds (N·C_out·L·K) from which the depthwise loops run in parallel: a thread team costs more
+# than a small layer's whole work (gradient checks, tiny batches)
+DEPTHWISE_PARALLEL_MIN_MACS = 1 << 20
 
 
 def _is_pointwise(g):
@@ -136,9 +142,18 @@ def _streamed(rows_in, L):
     return rows_in * L >= STREAM_MIN_SAMPLE_COLS
 
 
+def _is_depthwise(x, w):
+    """groups = C_in > 1 (w has one input channel per group): each output channel reads one input
+    channel. A single-channel input (LeNet's C1) keeps the GEMM route."""
+    return w.shape[1] == 1 and x.shape[1] > 1
+
+
 def conv2d(x, w, b, g, groups, *, reference):
-    """y and the columns to cache of ``functional.conv.conv2d``: streamed (the columns then None, the
-    backward unfolds x again) or ``reference(x, w, b, g, groups)``, the whole batch's GEMMs."""
+    """y and the columns to cache of ``functional.conv.conv2d``: the direct depthwise loops or streamed
+    (the columns then None: the backward reads x again) or ``reference(x, w, b, g, groups)``, the
+    whole batch's GEMMs."""
+    if jit_route(x, w, b) and _is_depthwise(x, w):
+        return _depthwise(x, w, b, g), None
     if jit_route(x, w) and _streamed(x.shape[1] * g.kh * g.kw, g.oh * g.ow):
         return _conv2d_streamed(x, w, b, g, groups), None
     return reference(x, w, b, g, groups)
@@ -146,7 +161,9 @@ def conv2d(x, w, b, g, groups, *, reference):
 
 def conv2d_backward(dy, cache, *, reference):
     """dx, dw of ``functional.conv.conv2d_backward``, by the route its forward took:
-    streamed, or ``reference(dy, cols, w, g, x_shape)``."""
+    depthwise, streamed, or ``reference(dy, cols, w, g, x_shape)``."""
+    if cache.cols is None and _is_depthwise(cache.x, cache.w):
+        return _depthwise_backward(dy, cache.x, cache.w, cache.g)
     if cache.cols is None:
         return _conv2d_backward_streamed(dy, cache.x, cache.w, cache.g)
     return reference(dy, cache.cols, cache.w, cache.g, cache.x_shape)
@@ -190,3 +207,42 @@ def _conv2d_backward_streamed(dy, x, w, g):
         _fold_fast(buf.reshape(1, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, True, dx[n:n + 1], jit=True)
     return dx, dwg.reshape(w.shape)
 # end-conv-streamed
+
+
+# start-conv-depthwise
+# groups = C_in: output channel o = c·m + k reads input channel c alone through its KH×KW taps. The
+# reference's GEMMs shrink to G = C_in products of a (1, K) row and a (K, N·L) matrix, and its unfold
+# still writes K copies of the input; the direct loops read each plane in place. The backward keeps
+# x (cached by ``functional.conv.conv2d`` when the columns are None) and reads it again for dw.
+def _depthwise_parallel(y_shape, w):
+    """True when the layer is large enough for the parallel loops (DEPTHWISE_PARALLEL_MIN_MACS)."""
+    return int(np.prod(y_shape)) * w.shape[2] * w.shape[3] >= DEPTHWISE_PARALLEL_MIN_MACS
+
+
+def _depthwise(x, w, b, g):
+    """y of a depthwise conv2d by the direct loops: (N, C_in, H, W) → (N, m·C_in, OH, OW)."""
+    N, C_in = x.shape[:2]
+    C_out = w.shape[0]
+    y = np.empty((N, C_out, g.oh, g.ow), dtype=x.dtype)  # (N, C_out, OH, OW), written in full
+    bias = np.zeros(C_out, dtype=x.dtype) if b is None else np.ascontiguousarray(b)  # (C_out,)
+    kernel = (conv_loops.depthwise_forward_kernel if _depthwise_parallel(y.shape, w)
+              else conv_loops.depthwise_forward_kernel_serial)
+    kernel(np.ascontiguousarray(x), np.ascontiguousarray(w), bias, y, C_out // C_in, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+    return y
+
+
+def _depthwise_backward(dy, x, w, g):
+    """dx, dw of ``_depthwise``: dx scattered per (sample, input channel), dw reduced per output channel."""
+    dy, x, w = np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(w)
+    m = w.shape[0] // x.shape[1]
+    dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), written in full
+    dw = np.empty(w.shape, dtype=w.dtype)  # (C_out, 1, KH, KW), written in full
+    if _depthwise_parallel(dy.shape, w):
+        dx_kernel, dw_kernel = conv_loops.depthwise_backward_input_kernel, conv_loops.depthwise_backward_weight_kernel
+    else:
+        dx_kernel = conv_loops.depthwise_backward_input_kernel_serial
+        dw_kernel = conv_loops.depthwise_backward_weight_kernel_serial
+    dx_kernel(dy, w, dx, m, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+    dw_kernel(dy, x, dw, m, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw)
+    return dx, dw
+# end-conv-depthwise

@@ -16,9 +16,14 @@ view, and unit-stride rows through a slice view, so the inner loops index one co
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .._jit import njit, prange
 
-__all__ = ["unfold_kernel", "unfold_kernel_serial", "fold_kernel", "fold_kernel_serial"]
+__all__ = ["unfold_kernel", "unfold_kernel_serial", "fold_kernel", "fold_kernel_serial",
+           "depthwise_forward_kernel", "depthwise_backward_input_kernel", "depthwise_backward_weight_kernel",
+           "depthwise_forward_kernel_serial", "depthwise_backward_input_kernel_serial",
+           "depthwise_backward_weight_kernel_serial"]
 
 
 @njit
@@ -129,3 +134,177 @@ unfold_kernel_serial = njit(_unfold_kernel)  # the same loops on one thread: sma
 
 fold_kernel = njit(parallel=True)(_fold_kernel)  # prange over planes: for big inputs
 fold_kernel_serial = njit(_fold_kernel)  # the same loops on one thread: small inputs, busy machines
+
+
+# -- depthwise: groups = C, each output channel o = c·m + k reads input channel c alone -------------
+# A depthwise conv is G = C GEMMs of one row each: far too small for BLAS, so the direct loops below
+# replace unfold + GEMM. Legend as above, plus m the channel multiplier (C_out = m·C), o an output
+# channel, S = sh·sw phases. Each padded input plane is split into its S stride phases,
+# phase (a, b)[u, v] = x_pad[u·sh + a, v·sw + b], each stored as rows of Wq = ⌈(W + 2pw)/sw⌉ numbers:
+# tap (i, j) then reads one phase at a fixed offset with unit stride, and a whole output plane, laid
+# out "wide" with rows of Wq (the columns past OW are discarded), is ONE contiguous loop per tap —
+# long enough to vectorise, where a 14-wide row is not. Each kernel runs one prange over outputs no
+# other iteration writes.
+@njit
+def _phase_geometry(H, W, KH, KW, OH, sh, sw, ph, pw, dh, dw):
+    """(Wq, the length of one phase buffer): every tap's read of a wide output plane stays inside it."""
+    Hq, Wq = (H + 2 * ph + sh - 1) // sh, (W + 2 * pw + sw - 1) // sw
+    reach = (OH + (KH - 1) * dh // sh) * Wq + (KW - 1) * dw // sw  # the last tap's last index + 1
+    return Wq, max(Hq * Wq, reach)
+
+
+@njit
+def _tap(i, j, Wq, sh, sw, dh, dw):
+    """(phase index, offset) read by tap (i, j): input row/column p·sh + i·dh = sh·(p + ⌊i·dh/sh⌋) + i·dh mod sh."""
+    return (i * dh % sh) * sw + j * dw % sw, (i * dh // sh) * Wq + j * dw // sw
+
+
+@njit
+def _split_phases(src, buf, H, W, Wq, sh, sw, ph, pw):
+    """buf[phase, row·Wq + col] = x_pad of the (H·W,) plane ``src``; zero elsewhere (the padding)."""
+    buf[:] = 0
+    for h in range(H):
+        a, r = (h + ph) % sh, (h + ph) // sh  # the row's phase and its row in that phase
+        for b in range(sw):  # the columns w with (w + pw) mod sw = b, in order
+            w0 = (b - pw) % sw
+            dst = buf[a * sw + b, r * Wq + (w0 + pw) // sw:]  # view: consecutive in the phase
+            s0 = h * W + w0
+            if sw == 1:  # a contiguous copy
+                row = src[s0:s0 + W]
+                for t in range(W):
+                    dst[t] = row[t]
+            else:
+                for t in range((W - w0 + sw - 1) // sw):
+                    dst[t] = src[s0 + t * sw]
+
+
+@njit
+def _merge_phases(buf, dst, H, W, Wq, sh, sw, ph, pw):
+    """dst[h·W + w] = buf at x_pad's (h + ph, w + pw): the adjoint of ``_split_phases`` on the real pixels."""
+    for h in range(H):
+        a, r = (h + ph) % sh, (h + ph) // sh
+        for b in range(sw):
+            w0 = (b - pw) % sw
+            src = buf[a * sw + b, r * Wq + (w0 + pw) // sw:]
+            d0 = h * W + w0
+            if sw == 1:  # a contiguous copy
+                row = dst[d0:d0 + W]
+                for t in range(W):
+                    row[t] = src[t]
+            else:
+                for t in range((W - w0 + sw - 1) // sw):
+                    dst[d0 + t * sw] = src[t]
+
+
+@njit
+def _narrow_rows(wide, dst, OH, OW, Wq):
+    """dst[oh·OW + ow] = wide[oh·Wq + ow]: the OW real columns of each wide row."""
+    for oh in range(OH):
+        d, w = dst[oh * OW:oh * OW + OW], wide[oh * Wq:oh * Wq + OW]  # (OW,) views
+        for t in range(OW):
+            d[t] = w[t]
+
+
+@njit
+def _widen_rows(src, wide, OH, OW, Wq):
+    """wide[oh·Wq + ow] = src[oh·OW + ow]; the columns past OW keep their (zero) values."""
+    for oh in range(OH):
+        w, s = wide[oh * Wq:oh * Wq + OW], src[oh * OW:oh * OW + OW]  # (OW,) views
+        for t in range(OW):
+            w[t] = s[t]
+
+
+def _depthwise_forward(x, w, b, y, m, sh, sw, ph, pw, dh, dw):
+    """y[n, o, oh, ow] = b[o] + Σ_ij w[o, 0, i, j]·x_pad[n, o // m, oh·sh + i·dh, ow·sw + j·dw].
+
+    x (N, C, H, W), w (m·C, 1, KH, KW), b (m·C,), y (N, m·C, OH, OW) written in full; all C-contiguous.
+    """
+    N, C, H, W = x.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = y.shape[2], y.shape[3]
+    Wq, P = _phase_geometry(H, W, KH, KW, OH, sh, sw, ph, pw, dh, dw)
+    T = OH * Wq  # one wide output plane
+    x3 = x.reshape(N, C, H * W)  # (N, C, HW) view
+    y3 = y.reshape(N, C_out, OH * OW)  # (N, C_out, L) view
+    for nc in prange(N * C):  # independent (sample, input channel) planes and their m outputs
+        n, c = nc // C, nc % C
+        buf = np.empty((sh * sw, P), dtype=x.dtype)  # the plane's stride phases
+        _split_phases(x3[n, c], buf, H, W, Wq, sh, sw, ph, pw)
+        wide = np.empty(T, dtype=x.dtype)  # (OH·Wq,) one output plane, wide rows
+        for o in range(c * m, c * m + m):
+            wide[:] = b[o]
+            for i in range(KH):
+                for j in range(KW):
+                    q, off = _tap(i, j, Wq, sh, sw, dh, dw)
+                    a, src = w[o, 0, i, j], buf[q, off:off + T]  # (T,) view
+                    for t in range(T):  # the whole tap in one unit-stride loop
+                        wide[t] += a * src[t]
+            _narrow_rows(wide, y3[n, o], OH, OW, Wq)  # keep the OW real columns of each wide row
+
+
+def _depthwise_backward_input(dy, w, dx, m, sh, sw, ph, pw, dh, dw):
+    """dx[n, c] = Σ_k the adjoint of the forward taps applied to dy[n, c·m + k]: each tap adds w·dy back
+    into the phase it read, and the real pixels are gathered from the phases at the end.
+
+    dy (N, m·C, OH, OW), w (m·C, 1, KH, KW), dx (N, C, H, W) written in full; all C-contiguous.
+    """
+    N, C, H, W = dx.shape
+    C_out, _, KH, KW = w.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    Wq, P = _phase_geometry(H, W, KH, KW, OH, sh, sw, ph, pw, dh, dw)
+    T = OH * Wq
+    d3 = dx.reshape(N, C, H * W)  # (N, C, HW) view
+    g3 = dy.reshape(N, C_out, OH * OW)  # (N, C_out, L) view
+    for nc in prange(N * C):  # independent (sample, input channel) planes: no write conflicts
+        n, c = nc // C, nc % C
+        buf = np.zeros((sh * sw, P), dtype=dx.dtype)  # the gradient of the plane's phases
+        wide = np.zeros(T, dtype=dx.dtype)  # dy[n, o] in wide rows, zero past column OW
+        for o in range(c * m, c * m + m):  # the m output channels that read channel c
+            _widen_rows(g3[n, o], wide, OH, OW, Wq)
+            for i in range(KH):
+                for j in range(KW):
+                    q, off = _tap(i, j, Wq, sh, sw, dh, dw)
+                    a, dst = w[o, 0, i, j], buf[q, off:off + T]  # (T,) view
+                    for t in range(T):  # the tap's adjoint: scatter back where it read
+                        dst[t] += a * wide[t]
+        _merge_phases(buf, d3[n, c], H, W, Wq, sh, sw, ph, pw)  # padding's gradient dropped
+
+
+def _depthwise_backward_weight(dy, x, dwt, m, sh, sw, ph, pw, dh, dw):
+    """dwt[o, 0, i, j] = Σ_n Σ_{oh, ow} dy[n, o, oh, ow]·x_pad[n, o // m, oh·sh + i·dh, ow·sw + j·dw].
+
+    dy (N, m·C, OH, OW), x (N, C, H, W), dwt (m·C, 1, KH, KW) written in full; all C-contiguous. Each
+    tap's products are summed per position of the wide plane (an elementwise, vectorisable loop)
+    and those partial sums added up at the end.
+    """
+    N, C, H, W = x.shape
+    C_out, _, KH, KW = dwt.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    Wq, P = _phase_geometry(H, W, KH, KW, OH, sh, sw, ph, pw, dh, dw)
+    T = OH * Wq
+    x3 = x.reshape(N, C, H * W)  # (N, C, HW) view
+    g3 = dy.reshape(N, C_out, OH * OW)  # (N, C_out, L) view
+    for o in prange(C_out):  # independent output channels: each owns its KH·KW weights
+        buf = np.empty((sh * sw, P), dtype=x.dtype)
+        wide = np.zeros(T, dtype=x.dtype)  # dy[n, o] in wide rows, zero past column OW
+        acc = np.zeros((KH * KW, T), dtype=x.dtype)  # per-position partial sums of each tap
+        for n in range(N):
+            _split_phases(x3[n, o // m], buf, H, W, Wq, sh, sw, ph, pw)
+            _widen_rows(g3[n, o], wide, OH, OW, Wq)
+            for i in range(KH):
+                for j in range(KW):
+                    q, off = _tap(i, j, Wq, sh, sw, dh, dw)
+                    xs, a = buf[q, off:off + T], acc[i * KW + j]  # (T,) views
+                    for t in range(T):
+                        a[t] += wide[t] * xs[t]
+        for i in range(KH):
+            for j in range(KW):
+                dwt[o, 0, i, j] = acc[i * KW + j].sum()
+
+
+depthwise_forward_kernel = njit(parallel=True)(_depthwise_forward)  # prange over (sample, channel) planes
+depthwise_backward_input_kernel = njit(parallel=True)(_depthwise_backward_input)  # prange over (sample, channel)
+depthwise_backward_weight_kernel = njit(parallel=True)(_depthwise_backward_weight)  # prange over output channels
+depthwise_forward_kernel_serial = njit(_depthwise_forward)  # the same loops on one thread: small layers
+depthwise_backward_input_kernel_serial = njit(_depthwise_backward_input)
+depthwise_backward_weight_kernel_serial = njit(_depthwise_backward_weight)

@@ -170,6 +170,7 @@ def test_streamed_and_whole_batch_gemms_agree(xs, co, k, opts, rng, monkeypatch)
     """The two GEMM layouts of conv2d (streamed sample by sample, whole batch) give the same numbers."""
     x, w, b = conv_inputs(xs, co, k, opts, rng)
     monkeypatch.setenv("SCRATCHNET_JIT", "1")  # streaming is a route of the Numba kernels
+    monkeypatch.setattr(routes, "_is_depthwise", lambda x, w: False)  # the GEMM routes, also for groups = C_in
     out = []
     for streamed in (False, True):
         monkeypatch.setattr(routes, "_streamed", lambda *args, s=streamed: s)
@@ -185,6 +186,7 @@ def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
     """The streamed conv2d (one sample at a time, x re-unfolded in the backward) passes gradcheck on its own."""
     monkeypatch.setenv("SCRATCHNET_JIT", "1")
     monkeypatch.setattr(routes, "_streamed", lambda *args: True)
+    monkeypatch.setattr(routes, "_is_depthwise", lambda x, w: False)  # stream groups = C_in layers too
     assert_gradients(F.conv2d, F.conv2d_backward, conv_inputs(xs, co, k, opts, rng), **opts)
 
 

@@ -6,4 +6,17 @@ shapes, several shapes and every option that changes the math, inputs kept off k
 ``..catalogue.load_catalogue`` imports this package; a case module never imports the catalogue
 or ``scratchnet.gradcheck`` itself.
 """
-from . import attention, channel, conv, core, ctc, densenet, efficientnet, energy, recurrent, resnet  # noqa: F401  (importing registers)
+from . import (  # noqa: F401  (importing registers)
+    attention,
+    channel,
+    conv,
+    core,
+    ctc,
+    densenet,
+    efficientnet,
+    energy,
+    googlenet,
+    mobilenet,
+    recurrent,
+    resnet,
+)
