@@ -11,7 +11,7 @@ import numpy as np
 
 from .backend import asnumpy
 
-__all__ = ["to_torch", "from_torch", "torch_twin", "TWINS", "overfit_batch"]
+__all__ = ["to_torch", "from_torch", "torch_twin", "TWINS", "overfit_batch", "settle_eval"]
 
 
 def _torch():
@@ -70,6 +70,15 @@ def _layernorm(m, torch):
     return t
 
 
+def _conv2d(m, torch):
+    t = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, bias=m.bias is not None,
+                        dtype=_dt(m.weight.data, torch), **m.opts)  # stride, padding, dilation, groups
+    _copy(t.weight, m.weight.data)
+    if m.bias is not None:
+        _copy(t.bias, m.bias.data)
+    return t
+
+
 def _dt(a, torch):
     return torch.float64 if np.dtype(a.dtype) == np.float64 else torch.float32
 
@@ -88,6 +97,10 @@ TWINS = {
     "LogSoftmax": _simple("LogSoftmax", dim=lambda m: m.opts["axis"]),
     "Flatten": _simple("Flatten", start_dim=lambda m: m.opts["start_axis"]),
     "Dropout": _simple("Dropout", p=lambda m: m.p),
+    "Conv2d": _conv2d, "ReLU6": _simple("ReLU6"),
+    "Hardtanh": _simple("Hardtanh", min_val=lambda m: m.opts["min_val"], max_val=lambda m: m.opts["max_val"]),
+    "MaxPool2d": _simple("MaxPool2d", kernel_size=lambda m: m.opts["kernel_size"],
+                         stride=lambda m: m.opts["stride"], padding=lambda m: m.opts["padding"]),
 }
 
 
@@ -103,6 +116,18 @@ def torch_twin(module):
     if name not in TWINS:
         raise NotImplementedError(f"torch_twin: no PyTorch twin registered for {name}")
     return TWINS[name](module, torch)
+
+
+def settle_eval(module, rng):
+    """Give every batch norm non-trivial running statistics and affine parameters, then evaluation
+    mode: an eval-mode gradcheck or parity test then exercises the affine map BN becomes."""
+    for bn in [m for m in module.modules() if hasattr(m, "running_var")]:
+        bn.running_mean[...] = rng.standard_normal(bn.running_mean.shape) * 0.3
+        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
+        if bn.weight is not None:
+            bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
+            bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
+    return module.eval()
 
 
 def overfit_batch(model, loss_fn, x, y, *, steps, lr):

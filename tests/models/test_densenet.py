@@ -8,17 +8,7 @@ import scratchnet.functional as F
 from scratchnet.gradcheck import assert_module_gradients
 from scratchnet.models.densenet import DenseBlock, DenseLayer, DenseNet, Transition, cache_bytes
 from scratchnet.nn import CrossEntropyLoss, no_grad
-from scratchnet.testing import overfit_batch
-
-
-def _settle_eval(module, rng):
-    """Give the BN layers non-trivial running statistics, then switch to eval mode."""
-    for bn in [m for m in module.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = rng.standard_normal(bn.running_mean.shape) * 0.3
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-        bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
-        bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
-    return module.eval()
+from scratchnet.testing import overfit_batch, settle_eval, torch_twin
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -29,7 +19,7 @@ def test_dense_layer_gradcheck(rng, cin, k, bottleneck, shape, training):
     assert len(layer.head.layers) == (3 if bottleneck else 2)
     x = rng.standard_normal((shape[0], cin) + shape[1:])
     if not training:
-        _settle_eval(layer, rng)
+        settle_eval(layer, rng)
     assert layer(x).shape == (shape[0], k) + shape[1:]
     assert_module_gradients(layer, x, fast=False)
 
@@ -41,7 +31,7 @@ def test_dense_block_gradcheck(rng, memory, c0, L, k, bottleneck, training):
     blk = DenseBlock(c0, L, k, bottleneck=bottleneck, memory=memory, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, c0, 4, 5))
     if not training:
-        _settle_eval(blk, rng)
+        settle_eval(blk, rng)
     assert blk(x).shape == (2, c0 + L * k, 4, 5)
     # every entry for the naive bottleneck block in training mode; random directions elsewhere
     assert_module_gradients(blk, x, fast=not (training and memory == "naive" and bottleneck))
@@ -94,7 +84,7 @@ def test_transition_gradcheck(rng, training):
     assert tr.out_channels == 3  # ⌊0.5 · 7⌋
     x = rng.standard_normal((2, 7, 6, 5))
     if not training:
-        _settle_eval(tr, rng)
+        settle_eval(tr, rng)
     assert tr(x).shape == (2, 3, 3, 2)
     assert_module_gradients(tr, x, fast=False)
 
@@ -175,25 +165,7 @@ def test_block_matches_pytorch(rng, bottleneck):
     tnn = torch.nn
     blk = DenseBlock(4, 3, 3, bottleneck=bottleneck, rng=rng, dtype=np.float64)
     x = rng.standard_normal((3, 4, 6, 6))
-
-    def twin(seq):  # our Sequential of BatchNorm2d/ReLU/Conv2d → torch, weights copied
-        out = []
-        for m in seq.layers:
-            name = type(m).__name__
-            if name == "Conv2d":
-                c = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.opts["padding"],
-                               bias=False).double()
-                c.weight.data = torch.tensor(m.weight.data)
-                out.append(c)
-            elif name == "BatchNorm2d":
-                b = tnn.BatchNorm2d(m.num_features).double()
-                b.weight.data, b.bias.data = torch.tensor(m.weight.data), torch.tensor(m.bias.data)
-                out.append(b)
-            else:
-                out.append(tnn.ReLU())
-        return out
-
-    layers = [tnn.Sequential(*twin(layer.head), *twin(layer.tail)) for layer in blk.layers]
+    layers = [tnn.Sequential(torch_twin(layer.head), torch_twin(layer.tail)) for layer in blk.layers]
     xt = torch.tensor(x, requires_grad=True)
     feats = [xt]
     for layer in layers:  # the dense connectivity, written with torch.cat; autograd sums the consumers
@@ -208,7 +180,7 @@ def test_block_matches_pytorch(rng, bottleneck):
     for a, b in zip([p.grad for p in blk.parameters()], theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
     ours_bn = [m for m in blk.modules() if hasattr(m, "running_var")]
-    theirs_bn = [m for layer in layers for m in layer if isinstance(m, tnn.BatchNorm2d)]
+    theirs_bn = [m for layer in layers for m in layer.modules() if isinstance(m, tnn.BatchNorm2d)]
     for a, b in zip(ours_bn, theirs_bn, strict=True):
         np.testing.assert_allclose(a.running_var, b.running_var.numpy(), rtol=1e-10)
 

@@ -17,19 +17,9 @@ from scratchnet.models.efficientnet import (
     scaled_resolution,
 )
 from scratchnet.nn import CrossEntropyLoss
-from scratchnet.testing import overfit_batch
+from scratchnet.testing import overfit_batch, settle_eval
 
 TINY_STAGES = ((1, 4, 1, 2, 3), (3, 4, 2, 1, 3), (3, 8, 1, 2, 5))
-
-
-def _settle_eval(block, rng):
-    """Non-trivial running statistics and affine parameters, then eval mode."""
-    for bn in [m for m in block.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = rng.standard_normal(bn.running_mean.shape) * 0.3
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-        bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
-        bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
-    return block.eval()
 
 
 @pytest.mark.parametrize("shape", [(3, 6, 4, 5), (2, 5, 3, 3)])
@@ -69,7 +59,7 @@ def test_mbconv_gradcheck(rng, cin, cout, k, stride, t, training):
     assert blk.skip == (stride == 1 and cin == cout)
     assert (blk.expand is None) == (t == 1)
     if not training:
-        _settle_eval(blk, rng)
+        settle_eval(blk, rng)
     kwargs = {"drop_mask": np.array([2.0, 0.0, 2.0])} if (blk.skip and training) else None
     # entry by entry for the expansion-4 skip block in training mode; random directions elsewhere
     fast = not (training and t == 4 and blk.skip)

@@ -7,20 +7,10 @@ import pytest
 from scratchnet.gradcheck import assert_module_gradients
 from scratchnet.gradcheck.cases.googlenet import TotalLoss, tiny_googlenet
 from scratchnet.models.googlenet import AuxClassifier, GoogLeNet, GoogLeNetLoss, Inception
-from scratchnet.testing import overfit_batch
+from scratchnet.testing import overfit_batch, settle_eval, torch_twin
 from scratchnet.train import evaluate, fit
 
 WIDTHS = dict(c1=2, c3_reduce=2, c3=3, c5_reduce=1, c5=2)
-
-
-def _settle_eval(module, rng):
-    """Non-trivial running statistics and affine parameters, then evaluation mode."""
-    for bn in [m for m in module.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = rng.standard_normal(bn.running_mean.shape) * 0.3
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-        bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
-        bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
-    return module.eval()
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -38,7 +28,7 @@ def test_inception_gradcheck(rng, pool_proj, batch_norm, kernel5, shape, trainin
             if name.endswith("bias"):  # off the ReLU kinks
                 p.data[...] = 0.1 * rng.standard_normal(p.shape)
     if not training:
-        _settle_eval(blk, rng)
+        settle_eval(blk, rng)
     assert blk.out_channels == 2 + 3 + 2 + pool_proj and len(blk.branches) == (4 if pool_proj else 3)
     # every entry for the four-branch module in training mode; random directions for the others
     assert_module_gradients(blk, rng.standard_normal(shape), fast=not (training and pool_proj and kernel5 == 5
@@ -67,7 +57,7 @@ def test_inception_backward_is_split_then_sum(rng):
 def test_aux_head_gradcheck(rng, training):
     head = AuxClassifier(4, 3, conv_channels=3, hidden=5, map_size=7, rng=rng, dtype=np.float64)
     if not training:
-        _settle_eval(head, rng)
+        settle_eval(head, rng)
     assert head(np.zeros((2, 4, 7, 7))).shape == (2, 3)
     head.clear_caches()
     assert_module_gradients(head, rng.standard_normal((4, 4, 7, 7)), fast=True, n_dirs=4)
@@ -187,26 +177,8 @@ def test_inception_matches_pytorch(rng):
         bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
         bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
 
-    def twin(seq):
-        layers = []
-        for m in seq.layers:
-            name = type(m).__name__
-            if name == "Conv2d":
-                c = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.opts["padding"],
-                               bias=False).double()
-                c.weight.data = torch.tensor(m.weight.data)
-                layers.append(c)
-            elif name == "BatchNorm2d":
-                b = tnn.BatchNorm2d(m.num_features).double()
-                b.weight.data, b.bias.data = torch.tensor(m.weight.data), torch.tensor(m.bias.data)
-                layers.append(b)
-            elif name == "MaxPool2d":
-                layers.append(tnn.MaxPool2d(3, stride=1, padding=1))
-            else:
-                layers.append(tnn.ReLU())
-        return tnn.Sequential(*layers)
 
-    branches = [twin(b) for b in blk.branches]
+    branches = [torch_twin(b) for b in blk.branches]
     x = rng.standard_normal((3, 4, 6, 5))
     xt = torch.tensor(x, requires_grad=True)
     yt = torch.cat([b(xt) for b in branches], dim=1)

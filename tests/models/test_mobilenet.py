@@ -17,17 +17,7 @@ from scratchnet.models.mobilenet import (
 )
 from scratchnet.models.summary import summary
 from scratchnet.nn import CrossEntropyLoss
-from scratchnet.testing import overfit_batch
-
-
-def _settle_eval(block, rng):
-    """Give the BN layers non-trivial running statistics and affine parameters, then eval mode."""
-    for bn in [m for m in block.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = rng.standard_normal(bn.running_mean.shape) * 0.3
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-        bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
-        bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
-    return block.eval()
+from scratchnet.testing import overfit_batch, settle_eval
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -36,7 +26,7 @@ def test_separable_block_gradcheck(rng, cin, cout, stride, shape, training):
     blk = DepthwiseSeparable(cin, cout, stride, rng=rng, dtype=np.float64)
     x = rng.standard_normal((shape[0], cin) + shape[1:])
     if not training:
-        _settle_eval(blk, rng)
+        settle_eval(blk, rng)
     # every entry for the first configuration in training mode; random directions elsewhere
     assert_module_gradients(blk, x, fast=not (training and cin == 3))
 
@@ -45,7 +35,7 @@ def test_separable_block_gradcheck(rng, cin, cout, stride, shape, training):
 def test_standard_block_gradcheck(rng, training):
     blk = StandardConvBlock(3, 4, 2, rng=rng, dtype=np.float64)
     if not training:
-        _settle_eval(blk, rng)
+        settle_eval(blk, rng)
     assert_module_gradients(blk, rng.standard_normal((2, 3, 6, 5)), fast=True)
 
 
@@ -61,7 +51,7 @@ def test_inverted_residual_gradcheck(rng, cin, cout, stride, t, training):
     assert blk.use_shortcut == (stride == 1 and cin == cout)
     x = rng.standard_normal((2, cin, 6, 5))
     if not training:
-        _settle_eval(blk, rng)
+        settle_eval(blk, rng)
     assert_module_gradients(blk, x, fast=not (training and t == 3))
 
 

@@ -13,17 +13,7 @@ from scratchnet.models.resnet import (
     resnet_depth_to_blocks,
 )
 from scratchnet.nn import CrossEntropyLoss
-from scratchnet.testing import overfit_batch
-
-
-def _settle_eval(block, x, rng):
-    """Give the BN layers non-trivial running statistics, then switch to eval mode."""
-    for bn in [m for m in block.modules() if hasattr(m, "running_var")]:
-        bn.running_mean[...] = rng.standard_normal(bn.running_mean.shape) * 0.3
-        bn.running_var[...] = rng.uniform(0.5, 2.0, bn.running_var.shape)
-        bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
-        bn.bias.data[...] = rng.standard_normal(bn.bias.shape) * 0.3
-    return block.eval()
+from scratchnet.testing import overfit_batch, settle_eval
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -37,7 +27,7 @@ def test_basic_block_gradcheck(rng, cin, cout, stride, residual, training):
     blk = BasicBlock(cin, cout, stride, residual=residual, rng=rng, dtype=np.float64)
     x = rng.standard_normal((3, cin, 6, 5))
     if not training:
-        _settle_eval(blk, x, rng)
+        settle_eval(blk, rng)
     expected = "none" if not residual else ("identity" if (cin == cout and stride == 1) else "projection")
     assert blk._kind() == expected
     # every entry for the identity block in training mode; random directions (fast) for the rest
@@ -51,7 +41,7 @@ def test_bottleneck_gradcheck(rng, cin, mid, stride, training):
     assert blk.out_channels == 4 * mid
     x = rng.standard_normal((2, cin, 5, 6))
     if not training:
-        _settle_eval(blk, x, rng)
+        settle_eval(blk, rng)
     assert_module_gradients(blk, x, fast=True)
 
 
