@@ -17,7 +17,7 @@ from scratchnet.models.efficientnet import (
     scaled_resolution,
 )
 from scratchnet.nn import CrossEntropyLoss
-from scratchnet.testing import overfit_batch, settle_eval
+from scratchnet.testing import overfit_batch, settle_eval, torch_twin
 
 TINY_STAGES = ((1, 4, 1, 2, 3), (3, 4, 2, 1, 3), (3, 8, 1, 2, 5))
 
@@ -153,33 +153,9 @@ def test_wrong_inputs(rng):
 
 def _torch_twin(torch, blk, mask=None):
     """A torch.nn MBConv built from the same layers (Conv2d, BatchNorm2d, SiLU, Linear), weights copied."""
-    tnn = torch.nn
-
-    def seq(s):
-        layers = []
-        for m in s.layers:
-            name = type(m).__name__
-            if name == "Conv2d":
-                c = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.opts["stride"],
-                               padding=m.opts["padding"], groups=m.opts["groups"], bias=False).double()
-                c.weight.data = torch.tensor(m.weight.data)
-                layers.append(c)
-            elif name == "BatchNorm2d":
-                b = tnn.BatchNorm2d(m.num_features).double()
-                b.weight.data, b.bias.data = torch.tensor(m.weight.data), torch.tensor(m.bias.data)
-                layers.append(b)
-            else:
-                layers.append(tnn.SiLU())
-        return tnn.Sequential(*layers)
-
-    def linear(m):
-        lin = tnn.Linear(m.in_features, m.out_features).double()
-        lin.weight.data, lin.bias.data = torch.tensor(m.weight.data.T.copy()), torch.tensor(m.bias.data)
-        return lin
-
-    expand = seq(blk.expand) if blk.expand is not None else tnn.Identity()
-    depthwise, project = seq(blk.depthwise), seq(blk.project)
-    reduce, grow = linear(blk.se.reduce), linear(blk.se.expand)
+    expand = torch_twin(blk.expand) if blk.expand is not None else torch.nn.Identity()
+    depthwise, project = torch_twin(blk.depthwise), torch_twin(blk.project)
+    reduce, grow = torch_twin(blk.se.reduce), torch_twin(blk.se.expand)  # Linear twins transpose the weight
 
     def forward(x):
         v = depthwise(expand(x))

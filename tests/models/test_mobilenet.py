@@ -17,7 +17,7 @@ from scratchnet.models.mobilenet import (
 )
 from scratchnet.models.summary import summary
 from scratchnet.nn import CrossEntropyLoss
-from scratchnet.testing import overfit_batch, settle_eval
+from scratchnet.testing import overfit_batch, settle_eval, torch_twin
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -145,18 +145,6 @@ def test_overfit_one_batch(rng):
     assert overfit_batch(net2, CrossEntropyLoss(), x, y, steps=60, lr=1e-2) < 0.05
 
 
-def _torch_conv(torch, m):
-    c = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.opts["stride"],
-                        padding=m.opts["padding"], groups=m.opts["groups"], bias=False).double()
-    c.weight.data = torch.tensor(m.weight.data)
-    return c
-
-
-def _torch_bn(torch, m):
-    b = torch.nn.BatchNorm2d(m.num_features).double()
-    b.weight.data, b.bias.data = torch.tensor(m.weight.data), torch.tensor(m.bias.data)
-    return b
-
 
 @pytest.mark.parametrize("kind", ["separable", "ir-shortcut", "ir-stride2"])
 def test_blocks_match_pytorch(rng, kind):
@@ -165,15 +153,15 @@ def test_blocks_match_pytorch(rng, kind):
     tnn = torch.nn
     if kind == "separable":
         blk, cin = DepthwiseSeparable(3, 5, 2, rng=rng, dtype=np.float64), 3
-        twin = tnn.Sequential(_torch_conv(torch, blk.dw), _torch_bn(torch, blk.bn1), tnn.ReLU(),
-                              _torch_conv(torch, blk.pw), _torch_bn(torch, blk.bn2), tnn.ReLU())
+        twin = tnn.Sequential(torch_twin(blk.dw), torch_twin(blk.bn1), tnn.ReLU(),
+                              torch_twin(blk.pw), torch_twin(blk.bn2), tnn.ReLU())
         pairs = [(blk.dw, twin[0]), (blk.bn1, twin[1]), (blk.pw, twin[3]), (blk.bn2, twin[4])]
     else:
         cin, cout, stride = (4, 4, 1) if kind == "ir-shortcut" else (3, 5, 2)
         blk = InvertedResidual(cin, cout, stride, 3, rng=rng, dtype=np.float64)
-        twin = tnn.Sequential(_torch_conv(torch, blk.expand), _torch_bn(torch, blk.bn0), tnn.ReLU6(),
-                              _torch_conv(torch, blk.dw), _torch_bn(torch, blk.bn1), tnn.ReLU6(),
-                              _torch_conv(torch, blk.project), _torch_bn(torch, blk.bn2))
+        twin = tnn.Sequential(torch_twin(blk.expand), torch_twin(blk.bn0), tnn.ReLU6(),
+                              torch_twin(blk.dw), torch_twin(blk.bn1), tnn.ReLU6(),
+                              torch_twin(blk.project), torch_twin(blk.bn2))
         pairs = [(blk.expand, twin[0]), (blk.bn0, twin[1]), (blk.dw, twin[3]), (blk.bn1, twin[4]),
                  (blk.project, twin[6]), (blk.bn2, twin[7])]
     x = rng.standard_normal((3, cin, 7, 7))
