@@ -49,7 +49,7 @@ def book(tmp_path_factory):
         pytest.skip(f"the book extra is not installed (missing {', '.join(missing)}): pip install -e '.[book]'")
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # one folder for every worker of this session
+        shared = shared.parent  # one folder for every worker of this pytest run
     out, record = shared / "book", shared / "book.json"
     with open(shared / "book.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
