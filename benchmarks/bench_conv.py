@@ -64,16 +64,17 @@ CONV_SHAPES = {
 }
 
 
-def _conv_setup(N, C_in, C_out, H, k, p):
+def _conv_setup(N, C_in, C_out, H, k, p, groups=1):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C_in, H, H), dtype=np.float32)  # (N, C_in, H, W)
-    w = (rng.standard_normal((C_out, C_in, k, k), dtype=np.float32) / np.sqrt(C_in * k * k)).astype(np.float32)
+    fan_in = C_in // groups * k * k
+    w = (rng.standard_normal((C_out, C_in // groups, k, k), dtype=np.float32) / np.sqrt(fan_in)).astype(np.float32)
     b = np.zeros(C_out, np.float32)  # (C_out,)
     OH = H + 2 * p - k + 1
     dy = rng.standard_normal((N, C_out, OH, OH), dtype=np.float32)  # (N, C_out, OH, OW)
 
     def run_scratchnet():
-        _, cache = F.conv2d(x, w, b, padding=p)
+        _, cache = F.conv2d(x, w, b, padding=p, groups=groups)
         F.conv2d_backward(dy, cache)
 
     torch = torch_or_none()
@@ -86,7 +87,7 @@ def _conv_setup(N, C_in, C_out, H, k, p):
 
     def run_torch():
         tx.grad = tw.grad = tb.grad = None
-        torch.nn.functional.conv2d(tx, tw, tb, padding=p).backward(tdy)
+        torch.nn.functional.conv2d(tx, tw, tb, padding=p, groups=groups).backward(tdy)
 
     return run_scratchnet, run_torch
 
@@ -104,30 +105,7 @@ for _name, _shape in CONV_SHAPES.items():
 @workload("conv.depthwise3x3", description="depthwise conv2d (groups=C) forward+backward, N=64, C=128, "
           "16×16, k=3, padding=1 (MobileNet's 3×3)")
 def depthwise3x3():
-    N, C, H = 64, 128, 16
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((N, C, H, H), dtype=np.float32)  # (N, C, H, W)
-    w = (rng.standard_normal((C, 1, 3, 3), dtype=np.float32) / 3).astype(np.float32)  # (C, 1, 3, 3)
-    b = np.zeros(C, np.float32)  # (C,)
-    dy = rng.standard_normal((N, C, H, H), dtype=np.float32)  # (N, C, OH, OW)
-
-    def run_scratchnet():
-        _, cache = F.conv2d(x, w, b, padding=1, groups=C)
-        F.conv2d_backward(dy, cache)
-
-    torch = torch_or_none()
-    if torch is None:
-        return run_scratchnet, None
-    tx = torch.from_numpy(x).requires_grad_(True)
-    tw = torch.from_numpy(w.copy()).requires_grad_(True)
-    tb = torch.from_numpy(b.copy()).requires_grad_(True)
-    tdy = torch.from_numpy(dy)
-
-    def run_torch():
-        tx.grad = tw.grad = tb.grad = None
-        torch.nn.functional.conv2d(tx, tw, tb, padding=1, groups=C).backward(tdy)
-
-    return run_scratchnet, run_torch
+    return _conv_setup(64, 128, 128, 16, 3, 1, groups=128)
 
 
 @workload("conv.max_pool2d_fwd_bwd", description="max_pool2d 2×2 forward+backward, N=32, C=64, 32×32")

@@ -1,5 +1,6 @@
-"""Data augmentation for image batches: random crops of a padded image, horizontal flips, and the
-fixed shifted copies of a training set that batch-mode learners (the DSN) train on.
+"""Data augmentation for image batches: random crops of a padded image, horizontal flips, the
+fixed shifted copies of a training set that batch-mode learners (the DSN) train on, and bilinear
+resizing (the resolution multipliers of MobileNet and EfficientNet).
 
 Legend: N batch, C channels, H, W height and width. Every function takes an explicit ``rng`` (a
 ``numpy.random.Generator``) so an augmented run is reproducible; arrays may be NumPy or CuPy
@@ -11,7 +12,7 @@ from .._checks import check_ndim
 from .._random import get_rng
 from ..backend import get_array_module
 
-__all__ = ["random_crop", "random_hflip", "augment", "shift", "shifted_copies"]
+__all__ = ["random_crop", "random_hflip", "augment", "shift", "shifted_copies", "resize_bilinear"]
 
 
 def random_crop(x, *, padding, size=None, rng=None, fill=0.0):
@@ -76,3 +77,29 @@ def shifted_copies(x, *, pixels=1, fill=0.0):
     xp = get_array_module(x)
     moves = [(pixels, 0), (-pixels, 0), (0, pixels), (0, -pixels)]
     return xp.concatenate([x] + [shift(x, dy, dx, fill=fill) for dy, dx in moves])
+
+
+def resize_bilinear(x, size):
+    """Bilinear resize of (N, C, H, W) to (N, C, OH, OW), ``size`` = OH or (OH, OW); PyTorch's
+    ``interpolate(mode="bilinear", align_corners=False)`` without antialiasing. Returns x itself when
+    the size does not change."""
+    check_ndim("resize_bilinear", "x", x, 4)
+    N, C, H, W = x.shape
+    oh, ow = (size, size) if isinstance(size, (int,)) or not hasattr(size, "__len__") else size
+    oh, ow = int(oh), int(ow)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"resize_bilinear: output size must be positive, got {(oh, ow)}")
+    if (H, W) == (oh, ow):
+        return x
+    xp = get_array_module(x)
+
+    def taps(n_in, n_out):
+        """The two source indices and the weight of the second, for each output index."""
+        src = xp.clip((xp.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)  # pixel centres aligned
+        i0 = xp.floor(src).astype(xp.intp)
+        return i0, xp.minimum(i0 + 1, n_in - 1), (src - i0).astype(x.dtype)
+
+    r0, r1, tr = taps(H, oh)
+    c0, c1, tc = taps(W, ow)
+    rows = x[:, :, r0] * (1 - tr)[:, None] + x[:, :, r1] * tr[:, None]  # (N, C, OH, W): along H first
+    return rows[..., c0] * (1 - tc) + rows[..., c1] * tc  # (N, C, OH, OW): then along W

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
+from ..data.augment import resize_bilinear
 from ..nn.conv import Conv2d, GlobalAvgPool2d
 from ..nn.layers import BatchNorm2d, Dropout, DropPath, Linear, Sigmoid, SiLU
 from ..nn.module import Module, Sequential
@@ -57,22 +58,6 @@ def scaled_resolution(resolution_mult, base=BASE_RESOLUTION):
     """The input side for a resolution multiplier: round(base · r)."""
     return int(round(base * resolution_mult))
 
-
-def resize_bilinear(x, size):
-    """Bilinear resize of (N, C, H, W) to (N, C, size, size), PyTorch's align_corners=False (no antialias)."""
-    N, C, H, W = x.shape
-    if (H, W) == (size, size):
-        return x
-
-    def taps(n_in):
-        src = np.clip((np.arange(size) + 0.5) * (n_in / size) - 0.5, 0, n_in - 1)  # (size,)
-        i0 = np.floor(src).astype(np.intp)
-        return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(x.dtype)
-
-    r0, r1, tr = taps(H)
-    c0, c1, tc = taps(W)
-    rows = x[:, :, r0] * (1 - tr)[:, None] + x[:, :, r1] * tr[:, None]  # (N, C, size, W)
-    return rows[..., c0] * (1 - tc) + rows[..., c1] * tc  # (N, C, size, size)
 
 
 def make_prepare(resolution=BASE_RESOLUTION, *, augment_data=True, padding=2, flip=True, rng=None,

@@ -18,12 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._random import get_rng
+from ..data.augment import resize_bilinear
 from ..nn.conv import Conv2d, GlobalAvgPool2d
 from ..nn.layers import BatchNorm2d, Linear, ReLU, ReLU6
 from ..nn.module import Module
 
 __all__ = ["DepthwiseSeparable", "StandardConvBlock", "InvertedResidual", "MobileNet", "MobileNetV2",
-           "V1_BLOCKS", "V2_STAGES", "scale_channels", "scale_resolution", "separable_cost_ratio"]
+           "V1_BLOCKS", "V2_STAGES", "width_channels", "scale_resolution", "separable_cost_ratio"]
 
 # the 28×28 V1: (C_out, stride) per depthwise-separable block after a 3×3 stem of 32 channels (stride 1).
 # The paper's 224×224 network halves the resolution five times (to 7×7); here the first block halves
@@ -34,7 +35,7 @@ V1_STEM, V1_BLOCKS = 32, ((64, 2), (128, 1), (256, 2), (256, 1), (256, 1))
 V2_STEM, V2_STAGES, V2_HEAD = 16, ((1, 16, 1, 2), (None, 24, 2, 1), (None, 48, 2, 2), (None, 96, 2, 1)), 256
 
 
-def scale_channels(c, alpha, minimum=8):
+def width_channels(c, alpha, minimum=8):
     """α·c rounded to an int, never below ``minimum`` (the width multiplier of section 3.3)."""
     return max(minimum, int(round(c * alpha)))
 
@@ -43,16 +44,6 @@ def separable_cost_ratio(c_out, k=3):
     """Mult-adds of a depthwise-separable pair over a full k×k conv: 1/C_out + 1/k². See #eq-dws-ratio."""
     return 1.0 / c_out + 1.0 / (k * k)
 
-
-def _bilinear_matrix(n_in, n_out):
-    """(n_out, n_in) linear-interpolation weights, pixel centres aligned (align_corners=False)."""
-    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)  # (n_out,) source coordinate
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n_in - 1)
-    A = np.zeros((n_out, n_in))
-    np.add.at(A, (np.arange(n_out), lo), 1 - (pos - lo))
-    np.add.at(A, (np.arange(n_out), hi), pos - lo)
-    return A
 
 
 def scale_resolution(x, rho, *, mode="resize"):
@@ -72,8 +63,7 @@ def scale_resolution(x, rho, *, mode="resize"):
         return np.ascontiguousarray(x[:, :, top:top + oh, left:left + ow])
     if mode != "resize":
         raise ValueError(f"scale_resolution: mode must be 'resize' or 'crop', got {mode!r}")
-    Ah, Aw = _bilinear_matrix(H, oh).astype(x.dtype), _bilinear_matrix(W, ow).astype(x.dtype)
-    return np.einsum("ih,nchw,jw->ncij", Ah, x, Aw, optimize=True).astype(x.dtype)  # (N, C, OH, OW)
+    return resize_bilinear(x, (oh, ow))  # (N, C, OH, OW)
 
 
 def _check(block, x):
@@ -230,12 +220,12 @@ class MobileNet(_Net):
         super().__init__()
         rng = get_rng(rng)
         self.alpha, self.separable, self.block_cfg = alpha, separable, tuple(tuple(b) for b in blocks)
-        cin = scale_channels(stem, alpha)
+        cin = width_channels(stem, alpha)
         self._stem(in_channels, cin, ReLU, rng, dtype)
         Block = DepthwiseSeparable if separable else StandardConvBlock
         self.blocks = []
         for c, s in self.block_cfg:
-            self.blocks.append(Block(cin, scale_channels(c, alpha), s, rng=rng, dtype=dtype))
+            self.blocks.append(Block(cin, width_channels(c, alpha), s, rng=rng, dtype=dtype))
             cin = self.blocks[-1].out_channels
         self.head = None
         self._finish(cin, num_classes, rng, dtype)
@@ -261,16 +251,16 @@ class MobileNetV2(_Net):
         rng = get_rng(rng)
         self.alpha, self.expansion = alpha, expansion
         self.stage_cfg = tuple(tuple(s) for s in stages)
-        cin = scale_channels(stem, alpha)
+        cin = width_channels(stem, alpha)
         self._stem(in_channels, cin, ReLU6, rng, dtype)
         self.blocks = []
         for t, c, n, s in self.stage_cfg:
             for i in range(n):  # the first block of a stage strides and changes the width
-                blk = InvertedResidual(cin, scale_channels(c, alpha), s if i == 0 else 1,
+                blk = InvertedResidual(cin, width_channels(c, alpha), s if i == 0 else 1,
                                        expansion if t is None else t, rng=rng, dtype=dtype)
                 self.blocks.append(blk)
                 cin = blk.out_channels
-        c_head = scale_channels(head, max(alpha, 1.0))
+        c_head = width_channels(head, max(alpha, 1.0))
         self.head = Conv2d(cin, c_head, 1, bias=False, init="he", rng=rng, dtype=dtype)
         self.head_bn, self.head_act = BatchNorm2d(c_head, dtype=dtype), ReLU6()
         self._finish(c_head, num_classes, rng, dtype)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from scratchnet.data.augment import augment, random_crop, random_hflip, shift, shifted_copies
+from scratchnet.data.augment import augment, random_crop, random_hflip, resize_bilinear, shift, shifted_copies
 
 
 def test_random_crop_is_a_shifted_window():
@@ -53,3 +53,16 @@ def test_shifted_copies_are_the_image_and_four_moves():
         shifted_copies(x[0])
     with pytest.raises(ValueError, match="pixels must be a positive int"):
         shifted_copies(x, pixels=0)
+
+
+def test_resize_bilinear_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 28, 28))
+    for size in (16, (20, 37), 28):
+        oh, ow = (size, size) if isinstance(size, int) else size
+        ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=(oh, ow), mode="bilinear",
+                                              align_corners=False).numpy()
+        np.testing.assert_allclose(resize_bilinear(x, size), ref, atol=1e-12)
+    assert resize_bilinear(x, 28) is x
+    with pytest.raises(ValueError, match="resize_bilinear: expected x to be 4-D"):
+        resize_bilinear(x[0], 8)

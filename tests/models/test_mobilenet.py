@@ -11,9 +11,9 @@ from scratchnet.models.mobilenet import (
     MobileNet,
     MobileNetV2,
     StandardConvBlock,
-    scale_channels,
     scale_resolution,
     separable_cost_ratio,
+    width_channels,
 )
 from scratchnet.models.summary import summary
 from scratchnet.nn import CrossEntropyLoss
@@ -95,7 +95,7 @@ def test_cost_counts_match_the_formula():
 
 
 def test_width_and_resolution_multipliers():
-    assert scale_channels(64, 0.75) == 48 and scale_channels(16, 0.25) == 8
+    assert width_channels(64, 0.75) == 48 and width_channels(16, 0.25) == 8
     s1 = summary(MobileNet(alpha=1.0, rng=0), (1, 28, 28)).total_macs
     s_half = summary(MobileNet(alpha=0.5, rng=0), (1, 28, 28)).total_macs
     assert 0.25 < s_half / s1 < 0.3  # ≈ α² (the pointwise convs dominate)
