@@ -7,6 +7,8 @@ from .attention import *  # noqa: F401,F403
 from .channel import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .ctc import *  # noqa: F401,F403
+from .distill import *  # noqa: F401,F403
+from .double_backward import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .energy import *  # noqa: F401,F403
 from .gru import *  # noqa: F401,F403
@@ -15,5 +17,6 @@ from .loss import *  # noqa: F401,F403
 from .lstm import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
+from .prune import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403

@@ -69,6 +69,17 @@ FORWARDS = {
     "dsn_module": lambda: F.dsn_module(_a(6, 3), _a(3, 4), _a(6, 2), lam=0.5),
     "ctc_loss": lambda: _ctc("mean"),
     "ctc_loss[none]": lambda: _ctc("none"),
+    "masked_linear": lambda: F.masked_linear(_a(4, 3), _a(3, 2), _a(2), mask=np.ones((3, 2))),
+    "masked_conv2d": lambda: F.masked_conv2d(_a(2, 2, 5, 5), _a(3, 2, 3, 3), _a(3), mask=np.ones((3, 2, 3, 3))),
+    "soft_target_loss": lambda: F.soft_target_loss(_a(3, 4), _a(3, 4), T=2.0),
+    "distillation_loss": lambda: F.distillation_loss(_a(3, 4), _a(3, 4), np.array([0, 3, 1]), T=2.0, alpha=0.5),
+    "linear_input_grad": lambda: F.linear_input_grad(_a(4, 3), _a(5, 3)),
+    "conv2d_input_grad": lambda: F.conv2d_input_grad(_a(2, 3, 3, 3), _a(3, 2, 4, 4), input_size=(7, 7), stride=2,
+                                                     padding=1),
+    "leaky_relu_input_grad": lambda: F.leaky_relu_input_grad(_a(3, 5), _a(3, 5), slope=0.2),
+    "smooth_leaky_relu": _elementwise("smooth_leaky_relu"),
+    "smooth_leaky_relu_input_grad": lambda: F.smooth_leaky_relu_input_grad(_a(3, 5), _a(3, 5)),
+    "gradient_penalty": lambda: F.gradient_penalty(_a(4, 1, 3, 3), lam=10.0),
 }
 JITTED = ["gelu", "ctc_loss", "ctc_loss[none]"]  # ops with a Numba route: checked with the JIT on and off
 CASES = [(case, "1") for case in FORWARDS] + [(case, "0") for case in JITTED]  # (case, SCRATCHNET_JIT)
