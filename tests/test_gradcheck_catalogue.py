@@ -9,7 +9,7 @@ import pytest
 from scratchnet.gradcheck import catalogue_names, register_case, run_case
 
 FAMILIES = ("core", "recurrent", "ctc", "energy", "conv", "attention", "resnet", "googlenet", "densenet",
-            "mobilenet", "efficientnet", "channel", "gan", "compress")
+            "mobilenet", "efficientnet", "channel", "bert", "vit", "gan", "compress")
 # what the catalogue held when the suite began to run all of it: it may grow, never shrink silently
 MIN_CASES, MIN_REPORTS = 66, 238
 

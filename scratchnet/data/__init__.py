@@ -24,4 +24,4 @@ from .download import ChecksumError, DownloadError, download, sha256_file  # noq
 from .idx import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, read_idx  # noqa: F401
 from .optdigits import load_optdigits  # noqa: F401
 from .registry import cache_root, data_root, dataset_info, dataset_path, list_datasets, load_registry, verify_dataset  # noqa: F401
-from .tinyshakespeare import load_tinyshakespeare  # noqa: F401
+from .tinyshakespeare import load_tinyshakespeare, parse_speeches  # noqa: F401

@@ -15,7 +15,9 @@ from .gru import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .lstm import *  # noqa: F401,F403
+from .mlm import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
+from .patch import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .prune import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403

@@ -8,6 +8,7 @@ or ``scratchnet.gradcheck`` itself.
 """
 from . import (  # noqa: F401  (importing registers)
     attention,
+    bert,
     channel,
     compress,
     conv,
@@ -21,4 +22,5 @@ from . import (  # noqa: F401  (importing registers)
     mobilenet,
     recurrent,
     resnet,
+    vit,
 )
