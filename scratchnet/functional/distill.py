@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from .._checks import check_float, check_int, check_same_dtype
 from ..backend import get_array_module
+from .activation import log_softmax
 from .loss import check_dloss, cross_entropy, cross_entropy_backward
 
 __all__ = ["soft_target_loss", "soft_target_loss_backward", "distillation_loss", "distillation_loss_backward"]
@@ -18,10 +19,8 @@ __all__ = ["soft_target_loss", "soft_target_loss_backward", "distillation_loss",
 
 def _softmax_and_log(z):
     """softmax(z) and log softmax(z) along the last axis, both from one stable log-sum-exp."""
-    xp = get_array_module(z)
-    zs = z - z.max(axis=-1, keepdims=True)  # (N, K) every exponent ≤ 0
-    logp = zs - xp.log(xp.exp(zs).sum(axis=-1, keepdims=True))  # (N, K)
-    return xp.exp(logp), logp
+    logp, _ = log_softmax(z)  # (N, K)
+    return get_array_module(z).exp(logp), logp
 
 
 def _check_logits(op, student_logits, teacher_logits, T):
