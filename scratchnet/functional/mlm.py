@@ -5,20 +5,13 @@ See chapters/22-bert.md#eq-mlm-loss.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .._checks import check_float, check_int
 from ..backend import get_array_module
-from .loss import check_dloss
+from .loss import check_dloss, cross_entropy, cross_entropy_backward
 
 __all__ = ["masked_lm_loss", "masked_lm_loss_backward"]
 
-
-class MaskedLMCache(NamedTuple):
-    logp: object  # (N, T, V) log-softmax of the logits (needed for softmax in backward)
-    target: object  # (N, T) original ids (0 where not selected)
-    selected: object  # (N, T) bool, the positions that count
-    count: int  # M, at least 1
+_IGNORE = -100  # the target written at unselected positions: cross_entropy skips it
 
 
 # start-mlm-loss
@@ -26,6 +19,8 @@ def masked_lm_loss(logits, target, selected):
     """L = (1/M) Σ over selected (n, t) of −log softmax(z_nt)[target_nt]; M = number selected.
 
     logits (N, T, V) float; target (N, T) ints (the original ids); selected (N, T) bool.
+    It is ``cross_entropy`` with every unselected target replaced by ``ignore_index``: those positions
+    add nothing to the sum and nothing to M.
     Backward: dz_nt = selected_nt · (softmax(z_nt) − onehot(target_nt)) · dL / M, exactly zero elsewhere.
     See chapters/22-bert.md#eq-mlm-loss.
     """
@@ -35,24 +30,14 @@ def masked_lm_loss(logits, target, selected):
         raise ValueError(f"masked_lm_loss: expected logits (N, T, V), target and selected (N, T); got logits "
                          f"{tuple(logits.shape)}, target {tuple(target.shape)}, selected {tuple(selected.shape)}")
     xp = get_array_module(logits, target)
-    sel = selected.astype(bool)  # (N, T)
-    t = xp.where(sel, target, 0)  # (N, T) a safe index where nothing is selected
-    if bool(((t < 0) | (t >= logits.shape[-1])).any()):
+    t = xp.where(selected.astype(bool), target, _IGNORE)  # (N, T) only the selected positions count
+    if bool((((t < 0) | (t >= logits.shape[-1])) & (t != _IGNORE)).any()):
         raise ValueError(f"masked_lm_loss: selected targets must lie in [0, {logits.shape[-1]})")
-    z = logits - logits.max(axis=-1, keepdims=True)  # (N, T, V) shifted for stability
-    logp = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))  # (N, T, V) log-softmax
-    nll = -xp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]  # (N, T) −log p(target)
-    count = max(int(sel.sum()), 1)  # M
-    loss = (nll * sel).sum() / count  # () unselected positions multiply by 0
-    return loss, MaskedLMCache(logp, t, sel, count)
+    return cross_entropy(logits, t, ignore_index=_IGNORE)
 
 
 def masked_lm_loss_backward(dloss, cache):
     """dlogits (N, T, V): (softmax − onehot) · dloss / M on selected positions, 0 on the others."""
-    logp, t, sel, count = cache
-    check_dloss("masked_lm_loss_backward", dloss, (), logp.dtype)
-    xp = get_array_module(logp)
-    dz = xp.exp(logp)  # (N, T, V) softmax
-    xp.put_along_axis(dz, t[..., None], xp.take_along_axis(dz, t[..., None], axis=-1) - 1.0, axis=-1)
-    return dz * (sel[..., None] * (dloss / count)).astype(logp.dtype)  # (N, T, V) zero rows where unselected
+    check_dloss("masked_lm_loss_backward", dloss, (), cache.logp.dtype)  # a scalar, named for this op
+    return cross_entropy_backward(dloss, cache)
 # end-mlm-loss
