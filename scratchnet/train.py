@@ -26,7 +26,7 @@ from .metrics import _correct, _is_classification, accuracy, confusion_matrix  #
 from .nn.module import no_grad
 from .progress import progress, progress_disabled  # noqa: F401  (re-exported)
 
-__all__ = ["History", "fit", "evaluate", "predict"]
+__all__ = ["History", "fit", "fit_budget", "evaluate", "predict"]
 
 
 # -- the record of a training run -------------------------------------------------------------------
@@ -274,4 +274,30 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
         if on_epoch_end is not None and on_epoch_end(epoch, history):
             break
     epoch_bar.close()
+    return history
+
+
+def fit_budget(model, loss_fn, optimizer, train, val, *, epochs, batch_size, max_minutes, rng=None,
+               scheduler=None, prepare=None, clip_norm=None, log_every=None, disable=None):
+    """``train.fit`` with a wall-clock cap that keeps the weights of the best validation epoch.
+
+    Training stops after ``epochs``, or at the end of the first epoch after which another epoch as
+    long as the last one would pass ``max_minutes``; the best-val_accuracy weights are loaded back
+    before returning (``history.best_epoch`` says which).
+    """
+    best = {"acc": -math.inf, "state": None, "epoch": 0}
+    t0 = time.perf_counter()
+
+    def on_epoch_end(epoch, history):
+        row = history.epochs[-1]
+        if row["val_accuracy"] > best["acc"]:
+            best.update(acc=row["val_accuracy"], state=model.state_dict(), epoch=epoch)
+        minutes = (time.perf_counter() - t0) / 60
+        return minutes + row["seconds"] / 60 > max_minutes  # the next epoch would not fit
+
+    history = fit(model, loss_fn, optimizer, train, val, epochs=epochs, batch_size=batch_size, rng=rng,
+                  scheduler=scheduler, scheduler_per="step", prepare=prepare, clip_norm=clip_norm,
+                  log_every=log_every, disable=disable, on_epoch_end=on_epoch_end)
+    model.load_state_dict(best["state"])
+    history.best_epoch = best["epoch"]
     return history

@@ -7,9 +7,6 @@ See chapters/23-vit.md.
 """
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from .. import functional as F
@@ -20,7 +17,8 @@ from ..nn.attention import LearnedPositionalEncoding
 from ..nn.layers import Dropout, LayerNorm, Linear
 from ..nn.module import Module, Parameter
 from ..nn.transformer import TransformerEncoderLayer
-from ..optim.schedules import LRScheduler
+from ..optim.schedules import WallClockCosine  # noqa: F401  (re-exported: its home is optim.schedules)
+from ..train import fit_budget  # noqa: F401  (re-exported: its home is train)
 
 __all__ = ["PatchEmbedding", "ViT", "sincos_2d_table", "WallClockCosine", "fit_budget"]
 
@@ -136,57 +134,3 @@ class ViT(Module):
 
     def config(self):
         return {"class": "ViT", **self.cfg}
-
-
-class WallClockCosine(LRScheduler):
-    """Linear warm-up over ``warmup_steps``, then a half cosine to ``min_lr`` laid over wall-clock time.
-
-        η = η₀ · t / W                                  for t < W
-        η = η_min + (η₀ − η_min) · (1 + cos(π · min(1, (τ − τ_W) / (τ_end − τ_W)))) / 2   after
-
-    with τ the clock, τ_W the time the warm-up ended and τ_end = creation time + ``minutes``. A step
-    schedule needs the number of steps in advance; this one needs only the budget, so the decay ends
-    with the budget however fast the machine turns out to be (the price: runs are not bit-reproducible).
-    """
-
-    def __init__(self, optimizer, warmup_steps, minutes, min_lr=0.0, *, clock=time.perf_counter):
-        self.warmup_steps, self.min_lr, self.clock = int(warmup_steps), float(min_lr), clock
-        self.end = clock() + 60.0 * float(minutes)
-        self.warm_end = None  # τ_W, set at the first step after the warm-up
-        super().__init__(optimizer)
-
-    def lr_at(self, t):
-        if t < self.warmup_steps:
-            return self.base_lr * t / self.warmup_steps  # linear warm-up
-        now = self.clock()
-        if self.warm_end is None:
-            self.warm_end = now
-        progress = min(1.0, (now - self.warm_end) / max(1e-9, self.end - self.warm_end))  # 0 → 1 over the budget
-        return self.min_lr + (self.base_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0
-
-
-def fit_budget(model, loss_fn, optimizer, train, val, *, epochs, batch_size, max_minutes, rng=None,
-               scheduler=None, prepare=None, clip_norm=None, log_every=None, disable=None):
-    """``train.fit`` with a wall-clock cap that keeps the weights of the best validation epoch.
-
-    Training stops after ``epochs``, or at the end of the first epoch after which another epoch as
-    long as the last one would pass ``max_minutes``; the best-val_accuracy weights are loaded back
-    before returning (``history.best_epoch`` says which).
-    """
-    from ..train import fit
-    best = {"acc": -math.inf, "state": None, "epoch": 0}
-    t0 = time.perf_counter()
-
-    def on_epoch_end(epoch, history):
-        row = history.epochs[-1]
-        if row["val_accuracy"] > best["acc"]:
-            best.update(acc=row["val_accuracy"], state=model.state_dict(), epoch=epoch)
-        minutes = (time.perf_counter() - t0) / 60
-        return minutes + row["seconds"] / 60 > max_minutes  # the next epoch would not fit
-
-    history = fit(model, loss_fn, optimizer, train, val, epochs=epochs, batch_size=batch_size, rng=rng,
-                  scheduler=scheduler, scheduler_per="step", prepare=prepare, clip_norm=clip_norm,
-                  log_every=log_every, disable=disable, on_epoch_end=on_epoch_end)
-    model.load_state_dict(best["state"])
-    history.best_epoch = best["epoch"]
-    return history

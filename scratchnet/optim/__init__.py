@@ -7,7 +7,8 @@
 """
 from .clip import clip_grad_norm  # noqa: F401
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop  # noqa: F401
-from .schedules import CosineAnnealingLR, LambdaLR, LRScheduler, StepLR, WarmupCosine  # noqa: F401
+from .schedules import CosineAnnealingLR, LambdaLR, LRScheduler, StepLR, WallClockCosine, WarmupCosine  # noqa: F401
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "CosineAnnealingLR",
-           "WarmupCosine", "LambdaLR", "clip_grad_norm"]
+           "WarmupCosine", "LambdaLR", "WallClockCosine",
+           "clip_grad_norm"]

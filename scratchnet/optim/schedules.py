@@ -12,10 +12,11 @@ See chapters/01-mlp.md#schedules.
 from __future__ import annotations
 
 import math
+import time
 
 from .optimizers import Optimizer, _check_number
 
-__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "WarmupCosine", "LambdaLR"]
+__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "WarmupCosine", "LambdaLR", "WallClockCosine"]
 
 
 def _check_int(owner: str, name: str, value, low: int) -> int:
@@ -133,3 +134,30 @@ class LambdaLR(LRScheduler):
     def lr_at(self, t):
         factor = self.fn(t)
         return self.base_lr * float(factor)
+
+
+class WallClockCosine(LRScheduler):
+    """Linear warm-up over ``warmup_steps``, then a half cosine to ``min_lr`` laid over wall-clock time.
+
+        η = η₀ · t / W                                  for t < W
+        η = η_min + (η₀ − η_min) · (1 + cos(π · min(1, (τ − τ_W) / (τ_end − τ_W)))) / 2   after
+
+    with τ the clock, τ_W the time the warm-up ended and τ_end = creation time + ``minutes``. A step
+    schedule needs the number of steps in advance; this one needs only the budget, so the decay ends
+    with the budget however fast the machine turns out to be (the price: runs are not bit-reproducible).
+    """
+
+    def __init__(self, optimizer, warmup_steps, minutes, min_lr=0.0, *, clock=time.perf_counter):
+        self.warmup_steps, self.min_lr, self.clock = int(warmup_steps), float(min_lr), clock
+        self.end = clock() + 60.0 * float(minutes)
+        self.warm_end = None  # τ_W, set at the first step after the warm-up
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        if t < self.warmup_steps:
+            return self.base_lr * t / self.warmup_steps  # linear warm-up
+        now = self.clock()
+        if self.warm_end is None:
+            self.warm_end = now
+        progress = min(1.0, (now - self.warm_end) / max(1e-9, self.end - self.warm_end))  # 0 → 1 over the budget
+        return self.min_lr + (self.base_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0

@@ -5,7 +5,9 @@ import pytest
 
 import scratchnet.nn as nn
 from scratchnet.gradcheck import assert_module_gradients
-from scratchnet.models.vit import PatchEmbedding, ViT, WallClockCosine, fit_budget, sincos_2d_table
+from scratchnet.models.vit import PatchEmbedding, ViT, sincos_2d_table
+from scratchnet.optim import WallClockCosine
+from scratchnet.train import fit_budget
 from scratchnet.optim import AdamW
 from scratchnet.testing import overfit_batch
 
