@@ -6,10 +6,9 @@ import pytest
 import scratchnet.nn as nn
 from scratchnet.gradcheck import assert_module_gradients
 from scratchnet.models.vit import PatchEmbedding, ViT, sincos_2d_table
-from scratchnet.optim import WallClockCosine
-from scratchnet.train import fit_budget
-from scratchnet.optim import AdamW
+from scratchnet.optim import AdamW, WallClockCosine
 from scratchnet.testing import overfit_batch
+from scratchnet.train import fit_budget
 
 
 def tiny_vit(pool="cls", dropout=0.0, depth=2, patch=4, image=8):
