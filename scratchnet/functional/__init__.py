@@ -11,8 +11,10 @@ from .distill import *  # noqa: F401,F403
 from .double_backward import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .energy import *  # noqa: F401,F403
+from .fusion import *  # noqa: F401,F403
 from .gru import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
+from .location_attention import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .lstm import *  # noqa: F401,F403
 from .mlm import *  # noqa: F401,F403
@@ -20,5 +22,8 @@ from .norm import *  # noqa: F401,F403
 from .patch import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .prune import *  # noqa: F401,F403
+from .pyramid import *  # noqa: F401,F403
+from .quant import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
+from .subsample import *  # noqa: F401,F403

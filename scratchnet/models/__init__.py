@@ -10,13 +10,17 @@ from .efficientnet import EfficientNet  # noqa: F401
 from .gan import Critic, Discriminator, Generator  # noqa: F401
 from .googlenet import GoogLeNet  # noqa: F401
 from .gpt import GPT  # noqa: F401
+from .las import LAS  # noqa: F401
 from .lenet import LeNet5, LeNet5Modern  # noqa: F401
 from .mobilenet import MobileNet, MobileNetV2  # noqa: F401
+from .multimodal import EarlyFusion, IntermediateFusion, LateFusion, Unimodal  # noqa: F401
 from .pruning import LeNet5Caffe, LeNet300100  # noqa: F401
+from .quant import Int8Net, QuantNet  # noqa: F401
 from .rbm import RBM  # noqa: F401
 from .resnet import ResNet  # noqa: F401
 from .seq2seq import AttentionSeq2Seq  # noqa: F401
 from .speech_classifier import SpeechClassifier  # noqa: F401
+from .speech_transformer import SpeechTransformer  # noqa: F401
 from .summary import ModelSummary, summary  # noqa: F401  (the function; the module is scratchnet.models.summary)
 from .vgg import VGG  # noqa: F401
 from .vit import ViT  # noqa: F401

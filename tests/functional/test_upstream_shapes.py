@@ -84,6 +84,16 @@ FORWARDS = {
     "smooth_leaky_relu": _elementwise("smooth_leaky_relu"),
     "smooth_leaky_relu_input_grad": lambda: F.smooth_leaky_relu_input_grad(_a(3, 5), _a(3, 5)),
     "gradient_penalty": lambda: F.gradient_penalty(_a(4, 1, 3, 3), lam=10.0),
+    "concat_fusion": lambda: F.concat_fusion(_a(3, 4), _a(3, 2)),
+    "late_fusion": lambda: F.late_fusion(_a(3, 2, 4), _a(2)),
+    "gated_fusion": lambda: F.gated_fusion(_a(3, 4), _a(3, 4), R.random((3, 4))),
+    "modality_dropout": lambda: F.modality_dropout(_a(3, 1, 4, 4), _a(1, 4, 4), mask=np.array([1, 0, 1])),
+    "conv_subsample": lambda: F.conv_subsample(_a(2, 9, 8), _a(3, 1, 3, 3), _a(3), _a(3, 3, 3, 3), _a(3)),
+    "fake_quant": lambda: F.fake_quant(_a(3, 4), np.array(0.1), 0),
+    "fake_quant[per-channel]": lambda: F.fake_quant(_a(2, 3, 4), np.full(3, 0.1), np.zeros(3, np.int32), axis=1),
+    "pyramid_concat": lambda: F.pyramid_concat(_a(2, 5, 3)),
+    "location_attention": lambda: F.location_attention(_a(2, 3), _a(2, 4, 5), _a(2, 4, 6), _a(2, 4), _a(3, 7),
+                                                       _a(5, 7), _a(2, 3), _a(2, 7), _a(7)),
 }
 JITTED = ["gelu", "ctc_loss", "ctc_loss[none]"]  # ops with a Numba route: checked with the JIT on and off
 CASES = [(case, "1") for case in FORWARDS] + [(case, "0") for case in JITTED]  # (case, SCRATCHNET_JIT)

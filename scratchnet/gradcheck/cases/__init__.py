@@ -19,8 +19,12 @@ from . import (  # noqa: F401  (importing registers)
     energy,
     gan,
     googlenet,
+    las,
     mobilenet,
+    multimodal,
+    quant,
     recurrent,
     resnet,
+    speech_transformer,
     vit,
 )
