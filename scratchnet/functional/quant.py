@@ -4,7 +4,7 @@ straight-through estimator (STE).
 Legend: x a float array of any shape, C channels along ``axis`` (per-channel parameters have shape
 (C,), per-tensor ones shape ()), s scale, z zero point (an integer), [q_min, q_max] the integer range
 (int8: [−128, 127]; symmetric weights [−127, 127]). The real value of integer q is (q − z)·s.
-See chapters/34-quantization.md#affine.
+See chapters/34-quantization.md#quant-affine.
 """
 from __future__ import annotations
 
