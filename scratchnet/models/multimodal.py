@@ -91,11 +91,18 @@ class AudioEncoder(Module):
 
 
 def modality_keep_mask(n, p, *, rng=None):
-    """(n, 2) keep mask: each sample loses one of its two modalities (a fair coin) with probability p."""
+    """(n, 2) keep mask, never both dropped: with a float p a sample loses one modality (a fair coin)
+    with probability p; with a pair (p_image, p_audio) it loses its image with probability p_image, else
+    its audio with probability p_audio. See chapters/32-multimodal.md#modality-dropout."""
     rng = get_rng(rng)
     keep = np.ones((n, 2), dtype=np.int8)  # (n, 2) 1 = kept
-    drop = np.flatnonzero(rng.random(n) < p)
-    keep[drop, rng.integers(0, 2, len(drop))] = 0
+    if np.ndim(p) == 0:
+        drop = np.flatnonzero(rng.random(n) < p)
+        keep[drop, rng.integers(0, 2, len(drop))] = 0
+    else:
+        u = rng.random(n)  # (n,) one draw decides both
+        keep[u < p[0], 0] = 0
+        keep[(u >= p[0]) & (u < p[0] + p[1]), 1] = 0
     return keep
 
 
@@ -105,9 +112,13 @@ class _Bimodal(Module):
 
     def __init__(self, n_features, p_drop, rng, dtype):
         super().__init__()
-        if not 0.0 <= p_drop < 1.0:
-            raise ValueError(f"{type(self).__name__}: p_drop must be in [0, 1), got {p_drop}")
-        self.n_features, self.p_drop, self.rng = n_features, float(p_drop), get_rng(rng)
+        pair = np.ndim(p_drop) == 1 and len(p_drop) == 2
+        total = float(np.sum(p_drop)) if pair else p_drop
+        if not (pair or np.ndim(p_drop) == 0) or min(np.ravel(p_drop)) < 0 or not 0.0 <= total < 1.0:
+            raise ValueError(f"{type(self).__name__}: p_drop must be in [0, 1) or a pair (p_image, p_audio) of "
+                             f"sum in [0, 1), got {p_drop}")
+        p_drop = tuple(float(q) for q in p_drop) if pair else float(p_drop)
+        self.n_features, self.p_drop, self.rng = n_features, p_drop, get_rng(rng)
         self.register_buffer("image_fill", np.zeros(IMAGE_SHAPE, dtype=dtype))  # what a missing image becomes
         self.register_buffer("audio_fill", np.zeros(n_features, dtype=dtype))  # what a missing frame becomes
 
@@ -132,7 +143,7 @@ class _Bimodal(Module):
             image, audio, lengths = image
         self._check(image, audio, lengths)
         drop = None
-        if self.training and self.p_drop > 0:
+        if self.training and np.sum(self.p_drop) > 0:
             keep = modality_keep_mask(image.shape[0], self.p_drop, rng=self.rng)  # (N, 2)
             image, ci = F.modality_dropout(image, self.image_fill, mask=keep[:, 0])
             audio, ca = F.modality_dropout(audio, self.audio_fill, mask=keep[:, 1])
@@ -310,13 +321,15 @@ def accuracy(model, data, *, batch_size=100):
 
 
 def train_bimodal(model, optimizer, train, val=None, *, epochs, batch_size=32, rng=None, scheduler=None,
-                  clip_norm=5.0, time_limit=None, log=False):
+                  clip_norm=5.0, time_limit=None, score=None, keep_best=False, log=False):
     """Train on ``train = (images, feats, lengths, labels)`` with cross-entropy; a list of per-epoch rows.
 
     ``scheduler`` steps once per epoch; ``time_limit`` (s) stops after the first epoch that ends past it.
-    Each row: epoch, train_loss, val_accuracy (when ``val`` is given), seconds, ms_per_step.
+    ``score(model)`` (optional) is a validation criterion logged as ``val_score`` (default: the validation
+    accuracy); with ``keep_best`` the weights of the epoch with the highest score are restored at the end.
+    Each row: epoch, train_loss, val_accuracy (when ``val`` is given), val_score, seconds, ms_per_step.
     """
-    rng, rows, start = get_rng(rng), [], time.perf_counter()
+    rng, rows, start, best = get_rng(rng), [], time.perf_counter(), (-np.inf, None)
     for epoch in range(1, epochs + 1):
         t0, losses = time.perf_counter(), []
         model.train()
@@ -333,6 +346,10 @@ def train_bimodal(model, optimizer, train, val=None, *, epochs, batch_size=32, r
                "ms_per_step": 1000 * seconds / len(losses)}
         if val is not None:
             row["val_accuracy"] = accuracy(model, val)
+        if score is not None or val is not None:
+            row["val_score"] = float(score(model)) if score is not None else row["val_accuracy"]
+            if keep_best and row["val_score"] > best[0]:
+                best = (row["val_score"], {k: v.copy() for k, v in model.state_dict().items()})
         rows.append(row)
         if scheduler is not None:
             scheduler.step()
@@ -340,4 +357,6 @@ def train_bimodal(model, optimizer, train, val=None, *, epochs, batch_size=32, r
             print(" ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
         if time_limit is not None and time.perf_counter() - start > time_limit:
             break
+    if best[1] is not None:
+        model.load_state_dict(best[1])
     return rows

@@ -73,6 +73,16 @@ def test_modality_keep_mask_never_drops_both(rng):
     assert modality_keep_mask(50, 0.0, rng=rng).min() == 1
 
 
+def test_modality_keep_mask_per_modality_probabilities(rng):
+    keep = modality_keep_mask(20000, (0.5, 0.1), rng=rng)  # (p_image, p_audio)
+    assert keep.sum(axis=1).min() == 1
+    assert abs((keep[:, 0] == 0).mean() - 0.5) < 0.02 and abs((keep[:, 1] == 0).mean() - 0.1) < 0.02
+    model = EarlyFusion(D, rng=0, p_drop=(0.5, 0.1), **SMALL)
+    assert model.p_drop == (0.5, 0.1)
+    with pytest.raises(ValueError, match="EarlyFusion: p_drop must be in"):
+        EarlyFusion(D, p_drop=(0.7, 0.4))
+
+
 @pytest.mark.parametrize("idx", range(5))
 def test_overfit_one_batch(idx, rng):
     image, audio, lengths, y = _batch(rng)
@@ -143,6 +153,14 @@ def test_train_bimodal_accuracy_and_time_limit(rng):
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and rows[-1]["val_accuracy"] == accuracy(model, data) > 0.9
     rows = train_bimodal(model, Adam(model.parameters(), lr=1e-3), data, epochs=50, batch_size=8, time_limit=0.0)
     assert len(rows) == 1 and "val_accuracy" not in rows[0]
+    scores = iter([0.2, 0.9, 0.5])  # the second epoch is the best: its weights come back
+    model = EarlyFusion(D, rng=0, **SMALL)
+    snaps = []
+    rows = train_bimodal(model, Adam(model.parameters(), lr=1e-2), data, data, epochs=3, batch_size=8, keep_best=True,
+                         score=lambda m: (snaps.append(m.state_dict()), next(scores))[1])
+    assert [r["val_score"] for r in rows] == [0.2, 0.9, 0.5]
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, snaps[1][k])
     seen = np.concatenate([yb for _, yb in paired_batches(*data, batch_size=16, shuffle=False)])
     np.testing.assert_array_equal(np.sort(seen), np.sort(y))
 
