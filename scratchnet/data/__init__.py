@@ -20,8 +20,11 @@ from .audio import (  # noqa: F401
     pad_batch,
 )
 from .batching import Batches, batches, one_hot, train_val_split  # noqa: F401
+from .bccd import CLASSES as BCCD_CLASSES  # noqa: F401
+from .bccd import Detections, load_bccd, parse_voc_xml  # noqa: F401
 from .download import ChecksumError, DownloadError, download, sha256_file  # noqa: F401
 from .idx import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, read_idx  # noqa: F401
 from .optdigits import load_optdigits  # noqa: F401
 from .registry import cache_root, data_root, dataset_info, dataset_path, list_datasets, load_registry, verify_dataset  # noqa: F401
+from .scenes import Scenes, digit_scenes  # noqa: F401
 from .tinyshakespeare import load_tinyshakespeare, parse_speeches  # noqa: F401

@@ -25,5 +25,7 @@ from .prune import *  # noqa: F401,F403
 from .pyramid import *  # noqa: F401,F403
 from .quant import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
+from .roi import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
+from .smooth_l1 import *  # noqa: F401,F403
 from .subsample import *  # noqa: F401,F403

@@ -94,8 +94,14 @@ FORWARDS = {
     "pyramid_concat": lambda: F.pyramid_concat(_a(2, 5, 3)),
     "location_attention": lambda: F.location_attention(_a(2, 3), _a(2, 4, 5), _a(2, 4, 6), _a(2, 4), _a(3, 7),
                                                        _a(5, 7), _a(2, 3), _a(2, 7), _a(7)),
+    "smooth_l1_loss": lambda: F.smooth_l1_loss(_a(3, 4), _a(3, 4), beta=0.5),
+    "smooth_l1_loss[none]": lambda: F.smooth_l1_loss(_a(3, 4), _a(3, 4), weight=R.random((3, 4)), reduction="none"),
+    "roi_pool": lambda: F.roi_pool(_a(2, 3, 6, 7), np.array([[0, 0.5, 1.0, 4.2, 5.1], [1, 2.0, 0.0, 6.0, 3.5]]), 2),
+    "roi_align": lambda: F.roi_align(_a(2, 3, 6, 7), np.array([[0, 0.5, 1.0, 4.2, 5.1], [1, 2.0, 0.0, 6.0, 3.5]]),
+                                     (2, 3), 0.5, sampling_ratio=0),
 }
 JITTED = ["gelu", "ctc_loss", "ctc_loss[none]"]  # ops with a Numba route: checked with the JIT on and off
+JITTED += ["roi_pool", "roi_align"]
 CASES = [(case, "1") for case in FORWARDS] + [(case, "0") for case in JITTED]  # (case, SCRATCHNET_JIT)
 
 

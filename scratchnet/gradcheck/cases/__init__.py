@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (importing registers)
     core,
     ctc,
     densenet,
+    detection,
     efficientnet,
     energy,
     gan,
