@@ -5,6 +5,7 @@
 from .activation import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .channel import *  # noqa: F401,F403
+from .contrastive import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .ctc import *  # noqa: F401,F403
 from .distill import *  # noqa: F401,F403
@@ -13,6 +14,7 @@ from .dropout import *  # noqa: F401,F403
 from .energy import *  # noqa: F401,F403
 from .fusion import *  # noqa: F401,F403
 from .gru import *  # noqa: F401,F403
+from .gumbel import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .location_attention import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
@@ -29,3 +31,4 @@ from .roi import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .smooth_l1 import *  # noqa: F401,F403
 from .subsample import *  # noqa: F401,F403
+from .yolo import *  # noqa: F401,F403

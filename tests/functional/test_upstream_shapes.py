@@ -94,6 +94,13 @@ FORWARDS = {
     "pyramid_concat": lambda: F.pyramid_concat(_a(2, 5, 3)),
     "location_attention": lambda: F.location_attention(_a(2, 3), _a(2, 4, 5), _a(2, 4, 6), _a(2, 4), _a(3, 7),
                                                        _a(5, 7), _a(2, 3), _a(2, 7), _a(7)),
+    "yolo_v1_loss": lambda: F.yolo_v1_loss(R.uniform(0.1, 0.9, (2, 3, 3, 12)), F.yolo_targets(
+        [np.array([[4.0, 6.0, 30.0, 40.0]]), np.zeros((0, 4))], [np.array([1]), np.zeros(0, int)], 3, (48, 48),
+        num_classes=2, dtype=DT)),
+    "gumbel_softmax": lambda: F.gumbel_softmax(_a(3, 2, 5), tau=0.7, noise=_a(3, 2, 5)),
+    "gumbel_softmax[soft]": lambda: F.gumbel_softmax(_a(3, 5), tau=2.0, hard=False, noise=_a(3, 5)),
+    "contrastive_loss": lambda: F.contrastive_loss(_a(4, 3), _a(4, 3), np.array([[1, 2], [0, 3], [3, 1], [0, 2]])),
+    "diversity_loss": lambda: F.diversity_loss(_a(5, 2, 4)),
     "smooth_l1_loss": lambda: F.smooth_l1_loss(_a(3, 4), _a(3, 4), beta=0.5),
     "smooth_l1_loss[none]": lambda: F.smooth_l1_loss(_a(3, 4), _a(3, 4), weight=R.random((3, 4)), reduction="none"),
     "roi_pool": lambda: F.roi_pool(_a(2, 3, 6, 7), np.array([[0, 0.5, 1.0, 4.2, 5.1], [1, 2.0, 0.0, 6.0, 3.5]]), 2),

@@ -28,4 +28,6 @@ from . import (  # noqa: F401  (importing registers)
     resnet,
     speech_transformer,
     vit,
+    wav2vec2,
+    yolo,
 )
