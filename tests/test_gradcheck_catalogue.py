@@ -10,7 +10,7 @@ from scratchnet.gradcheck import catalogue_names, register_case, run_case
 
 FAMILIES = ("core", "recurrent", "ctc", "energy", "conv", "attention", "resnet", "googlenet", "densenet",
             "mobilenet", "efficientnet", "channel", "bert", "vit", "gan", "compress",
-            "las", "speech_transformer", "multimodal", "quant", "detection", "wav2vec2", "yolo")
+            "las", "speech_transformer", "multimodal", "quant", "detection", "wav2vec2", "yolo", "rcnn")
 # what the catalogue held when the suite began to run all of it: it may grow, never shrink silently
 MIN_CASES, MIN_REPORTS = 66, 238
 

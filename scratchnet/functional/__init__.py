@@ -28,6 +28,7 @@ from .pyramid import *  # noqa: F401,F403
 from .quant import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .roi import *  # noqa: F401,F403
+from .rpn import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .smooth_l1 import *  # noqa: F401,F403
 from .subsample import *  # noqa: F401,F403

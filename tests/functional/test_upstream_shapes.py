@@ -106,6 +106,8 @@ FORWARDS = {
     "roi_pool": lambda: F.roi_pool(_a(2, 3, 6, 7), np.array([[0, 0.5, 1.0, 4.2, 5.1], [1, 2.0, 0.0, 6.0, 3.5]]), 2),
     "roi_align": lambda: F.roi_align(_a(2, 3, 6, 7), np.array([[0, 0.5, 1.0, 4.2, 5.1], [1, 2.0, 0.0, 6.0, 3.5]]),
                                      (2, 3), 0.5, sampling_ratio=0),
+    "rpn_loss": lambda: F.rpn_loss(_a(6), _a(6, 4), np.array([1, 0, -1, 1, 0, 0]), _a(6, 4)),
+    "fast_rcnn_loss": lambda: F.fast_rcnn_loss(_a(4, 3), _a(4, 12), np.array([0, 2, 1, 0]), _a(4, 4)),
 }
 JITTED = ["gelu", "ctc_loss", "ctc_loss[none]"]  # ops with a Numba route: checked with the JIT on and off
 JITTED += ["roi_pool", "roi_align"]

@@ -24,6 +24,7 @@ from . import (  # noqa: F401  (importing registers)
     mobilenet,
     multimodal,
     quant,
+    rcnn,
     recurrent,
     resnet,
     speech_transformer,
