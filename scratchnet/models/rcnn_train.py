@@ -8,14 +8,11 @@ the RPN and Fast R-CNN losses, proposals treated as constants. See chapters/27-r
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from .. import functional as F
-from ..metrics import detection_map
-from ..optim import Adam, LambdaLR
-from ..progress import progress
+from .detect_train import detector_map, train_detector
 
 __all__ = ["flip_batch", "evaluate_map", "train_faster_rcnn", "sliding_windows", "warp_crops"]
 
@@ -37,64 +34,33 @@ def flip_batch(x, boxes, rng, *, vertical=False):
 
 def evaluate_map(model, images, boxes, labels, *, score_threshold=0.01, difficult=None, iou_threshold=0.5):
     """``detection_map`` (PASCAL VOC all-point AP, IoU ≥ ``iou_threshold``) of ``model.predict``."""
-    dets = model.predict(images, score_threshold=score_threshold)
-    return detection_map([d[0] for d in dets], [d[1] for d in dets], [d[2] for d in dets], boxes, labels,
-                         model.num_classes, iou_threshold=iou_threshold, difficult=difficult)
+    return detector_map(model.predict(images, score_threshold=score_threshold), boxes, labels, model.num_classes,
+                        difficult=difficult, iou_threshold=iou_threshold)
 
 
 def train_faster_rcnn(model, images, boxes, labels, val, *, epochs, batch_size, lr, max_minutes, flips=None,
                       rng=None, eval_every=1, weight_decay=1e-4, disable=None, desc="Faster R-CNN"):
-    """Adam with a cosine decay that ends at ``epochs`` or at ``max_minutes``, whichever comes first.
+    """``train_detector`` (Adam, a cosine decay that ends at ``epochs`` or at ``max_minutes``, whichever
+    comes first) with Faster R-CNN's step: the RPN and head losses of ``model.loss``, walked back together.
 
     ``val`` = (images, boxes, labels[, difficult]): validation mAP@0.5 every ``eval_every`` epochs;
     the best epoch's weights are restored at the end (the number of epochs chosen on validation).
-    ``flips``: None, "h" or "hv". Returns a history dict: step_loss and parts per step, val (epoch,
-    mAP), best_epoch, steps, seconds, train_seconds and train_cpu_seconds (the steps alone).
+    ``flips``: None, "h" or "hv". Returns ``train_detector``'s history dict.
     """
-    rng = np.random.default_rng(rng)
-    opt = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = max(len(images) // batch_size, 1)
-    total, t0 = epochs * steps_per_epoch, time.perf_counter()
+    def step(idx, rng):  # one mini-batch: forward, the four losses, backward
+        xb, bb = images[idx], [boxes[j] for j in idx]
+        if flips:
+            xb, bb = flip_batch(xb, bb, rng, vertical=flips == "hv")
+        loss = model.loss(xb, bb, [labels[j] for j in idx], rng=rng)
+        model.backward_loss()
+        return loss, model.parts
 
-    def factor(t):  # cosine over the progress of whichever runs out first: steps or wall-clock time
-        done = max(t / total, (time.perf_counter() - t0) / (60 * max_minutes))
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    def val_map():  # validation mAP@0.5
+        return evaluate_map(model, val[0], val[1], val[2], difficult=val[3] if len(val) > 3 else None)["map"]
 
-    sched = LambdaLR(opt, factor)
-    hist = dict(step_loss=[], parts=[], val=[], best_epoch=0, steps=0, train_seconds=0.0, train_cpu_seconds=0.0)
-    best, best_state, out_of_time = -1.0, None, False
-    for epoch in progress(range(1, epochs + 1), desc=desc, disable=disable):
-        order = rng.permutation(len(images))
-        model.train()
-        t_epoch, cpu_epoch = time.perf_counter(), time.process_time()
-        for i in range(steps_per_epoch):  # one mini-batch of images per step
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            xb, bb = images[idx], [boxes[j] for j in idx]
-            if flips:
-                xb, bb = flip_batch(xb, bb, rng, vertical=flips == "hv")
-            loss = model.loss(xb, bb, [labels[j] for j in idx], rng=rng)
-            opt.zero_grad()
-            model.backward_loss()
-            opt.step()
-            sched.step()
-            hist["step_loss"].append(float(loss)), hist["parts"].append(dict(model.parts))
-            hist["steps"] += 1
-            out_of_time = time.perf_counter() - t0 > 60 * max_minutes
-            if out_of_time:
-                break
-        hist["train_seconds"] += time.perf_counter() - t_epoch
-        hist["train_cpu_seconds"] += time.process_time() - cpu_epoch  # this process's CPU time, same steps
-        if epoch % eval_every == 0 or epoch == epochs or out_of_time:
-            m = evaluate_map(model, val[0], val[1], val[2], difficult=val[3] if len(val) > 3 else None)["map"]
-            hist["val"].append((epoch, float(m)))
-            if m > best:
-                best, best_state, hist["best_epoch"] = m, model.state_dict(), epoch
-        if out_of_time:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    hist["seconds"] = time.perf_counter() - t0
-    return hist
+    return train_detector(model, len(images), step, val_map, epochs=epochs, batch_size=batch_size, lr=lr,
+                          max_minutes=max_minutes, rng=rng, eval_every=eval_every, weight_decay=weight_decay,
+                          disable=disable, desc=desc)
 
 
 def sliding_windows(img_hw, sizes, ratios, step):

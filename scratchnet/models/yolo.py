@@ -14,9 +14,6 @@ NMS. See chapters/28-yolo.md#yolo-network.
 """
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from .. import functional as F
@@ -25,12 +22,10 @@ from .._random import get_rng
 from ..backend import asnumpy, get_array_module
 from ..boxes import batched_nms, clip_boxes
 from ..functional.yolo import _corners, yolo_v1_loss, yolo_v1_loss_backward
-from ..metrics import detection_map
 from ..nn.conv import Conv2d, MaxPool2d
 from ..nn.layers import BatchNorm2d, LeakyReLU
 from ..nn.module import Module, Sequential, no_grad
-from ..optim import Adam, LambdaLR
-from ..progress import progress
+from .detect_train import detector_map, train_detector
 
 __all__ = ["YOLOHead", "YOLO", "YOLOLoss", "decode", "flip_batch", "evaluate_map", "train_yolo"]
 
@@ -193,62 +188,31 @@ def flip_batch(x, target, rng, *, vertical=False):
 
 def evaluate_map(model, images, boxes, labels, *, conf_threshold=0.01, difficult=None, iou_threshold=0.5):
     """``detection_map`` (PASCAL VOC, IoU ≥ ``iou_threshold``) of ``model.predict`` on a split."""
-    dets = model.predict(images, conf_threshold=conf_threshold)
-    return detection_map([d[0] for d in dets], [d[1] for d in dets], [d[2] for d in dets], boxes, labels,
-                         model.num_classes, iou_threshold=iou_threshold, difficult=difficult)
+    return detector_map(model.predict(images, conf_threshold=conf_threshold), boxes, labels, model.num_classes,
+                        difficult=difficult, iou_threshold=iou_threshold)
 
 
 def train_yolo(model, images, target, val, *, epochs, batch_size, lr, max_minutes, flips=None, rng=None,
                loss_fn=None, eval_every=1, disable=None, desc="YOLO"):
-    """Adam with a cosine decay that ends at ``epochs`` or at ``max_minutes``, whichever comes first.
+    """``train_detector`` (Adam, a cosine decay that ends at ``epochs`` or at ``max_minutes``, whichever
+    comes first) with YOLO's step: the grid targets ``target`` (n, S, S, 5 + K), flipped with the images.
 
     ``val`` = (images, boxes, labels[, difficult]): validation mAP@0.5 every ``eval_every`` epochs;
     the weights of the best one are restored at the end (the number of epochs chosen on validation).
-    ``flips``: None, "h" or "hv". Training stops when ``max_minutes`` are spent (checked every step).
-    Returns a history dict: step_loss, parts (per step), val (epoch, mAP), best_epoch, steps, seconds
-    and train_seconds (the steps alone, without the evaluations).
+    ``flips``: None, "h" or "hv". Returns ``train_detector``'s history dict.
     """
-    rng = np.random.default_rng(rng)
     loss_fn = loss_fn or YOLOLoss(B=model.B)
-    opt = Adam(model.parameters(), lr=lr)
-    steps_per_epoch = len(images) // batch_size
-    total, t0 = epochs * steps_per_epoch, time.perf_counter()
 
-    def factor(t):  # cosine over the progress of whichever runs out first: steps or wall-clock time
-        done = max(t / total, (time.perf_counter() - t0) / (60 * max_minutes))
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    def step(idx, rng):  # one mini-batch: forward, loss, backward
+        xb, tb = images[idx], target[idx]
+        if flips:
+            xb, tb = flip_batch(xb, tb, rng, vertical=flips == "hv")
+        loss = loss_fn(model(xb), tb)
+        model.backward(loss_fn.backward())
+        return loss, loss_fn.parts
 
-    sched = LambdaLR(opt, factor)
-    hist = dict(step_loss=[], parts=[], val=[], best_epoch=0, steps=0, train_seconds=0.0)
-    best, best_state, out_of_time = -1.0, None, False
-    for epoch in progress(range(1, epochs + 1), desc=desc, disable=disable):
-        order = rng.permutation(len(images))
-        model.train()
-        t_epoch = time.perf_counter()
-        for i in range(steps_per_epoch):  # one mini-batch per step (the last partial batch is dropped)
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            xb, tb = images[idx], target[idx]
-            if flips:
-                xb, tb = flip_batch(xb, tb, rng, vertical=flips == "hv")
-            loss = loss_fn(model(xb), tb)
-            opt.zero_grad()
-            model.backward(loss_fn.backward())
-            opt.step()
-            sched.step()
-            hist["step_loss"].append(float(loss)), hist["parts"].append(dict(loss_fn.parts))
-            hist["steps"] += 1
-            out_of_time = time.perf_counter() - t0 > 60 * max_minutes
-            if out_of_time:
-                break
-        hist["train_seconds"] += time.perf_counter() - t_epoch  # steps only, without the evaluations
-        if epoch % eval_every == 0 or epoch == epochs or out_of_time:
-            m = evaluate_map(model, val[0], val[1], val[2], difficult=val[3] if len(val) > 3 else None)["map"]
-            hist["val"].append((epoch, float(m)))
-            if m > best:
-                best, best_state, hist["best_epoch"] = m, model.state_dict(), epoch
-        if out_of_time:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    hist["seconds"] = time.perf_counter() - t0
-    return hist
+    def val_map():  # validation mAP@0.5
+        return evaluate_map(model, val[0], val[1], val[2], difficult=val[3] if len(val) > 3 else None)["map"]
+
+    return train_detector(model, len(images), step, val_map, epochs=epochs, batch_size=batch_size, lr=lr,
+                          max_minutes=max_minutes, rng=rng, eval_every=eval_every, disable=disable, desc=desc)

@@ -97,3 +97,16 @@ def test_errors():
     _, cache = F.diversity_loss(np.zeros((4, 2, 3)))
     with pytest.raises(ValueError, match="diversity_loss_backward"):
         F.diversity_loss_backward(np.ones(2), cache)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (2, 4, 6)])
+def test_unit_normalisation_backward(shape):
+    # the cosine similarity's inner step: u = x / ||x|| per row and its backward (du - u (u.du)) / ||x||
+    from scratchnet.functional.contrastive import _unit, _unit_backward
+    x = np.random.default_rng(len(shape)).standard_normal(shape)
+
+    def forward(x):
+        u, n = _unit(x)
+        return u, (u, n)
+
+    _ok(check_function(forward, lambda du, cache: (_unit_backward(du, *cache),), [x]))
