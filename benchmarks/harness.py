@@ -216,6 +216,7 @@ def environment() -> dict:
     import numpy as np
     env = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    env.update(_cpu())
     try:  # BLAS threads NumPy will use, when threadpoolctl can tell
         from threadpoolctl import threadpool_info
         blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
@@ -234,6 +235,18 @@ def environment() -> dict:
         env["torch"] = torch.__version__
         env["torch_threads"] = torch.get_num_threads()
     return env
+
+
+def _cpu() -> dict:
+    """The CPU model and which of the vector extensions AVX2 / AVX-512F it has (Linux: /proc/cpuinfo)."""
+    try:
+        lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    field = lambda key: next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith(key)), "")  # noqa: E731
+    flags = set(field("flags").split())
+    return {"cpu": field("model name") or "unknown",
+            "vector_ext": "+".join(f for f in ("avx2", "avx512f") if f in flags) or "none"}
 
 
 def _fmt(v, spec):

@@ -1,7 +1,8 @@
 """Losses. Each returns (loss, cache); each backward returns the gradient of the prediction only.
 
 Legend: N batch, T time, K classes. ``reduction``: "mean" | "sum" | "none" (PyTorch's semantics).
-See chapters/01-mlp.md#eq-softmax-ce-backward.
+Softmax cross-entropy makes one call into ``scratchnet/kernels/loss.py`` each way, which runs either
+the reference here or a fused Numba loop. See chapters/01-mlp.md#eq-softmax-ce-backward.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from .._checks import check_float, check_grad, check_int
 from ..backend import get_array_module
+from ..kernels import loss as _kernels
 from .activation import stable_sigmoid, stable_softplus
 
 __all__ = [
@@ -73,16 +75,23 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
     t = xp.where(valid, target, 0)  # safe index for ignored positions
     if bool(((t < 0) | (t >= K)).any()):
         raise ValueError(f"cross_entropy: target values must lie in [0, {K}) (or equal ignore_index={ignore_index})")
+    # the fused loop of kernels/loss.py (large NumPy logits), or the readable _cross_entropy_ref below
+    logp, per_item = _kernels.cross_entropy(logits, t, valid, label_smoothing, reference=_cross_entropy_ref)
+    count = max(int(valid.sum()), 1) if reduction == "mean" else 1
+    loss = _reduce(xp, per_item, reduction, count)
+    return loss, CrossEntropyCache(logp, t, valid, label_smoothing, reduction, count)
+
+
+def _cross_entropy_ref(logits, t, valid, label_smoothing):
+    """The log-softmax (..., K) and each position's loss (...) (0 where not valid), vectorised."""
+    xp = get_array_module(logits, t)
     z = logits - logits.max(axis=-1, keepdims=True)
     logp = z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))  # (..., K) log-softmax
     nll = -xp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]  # (N[, T]) −log p_t
     per_item = (1.0 - label_smoothing) * nll
     if label_smoothing > 0.0:
         per_item = per_item - label_smoothing * logp.mean(axis=-1)
-    per_item = per_item * valid
-    count = max(int(valid.sum()), 1) if reduction == "mean" else 1
-    loss = _reduce(xp, per_item, reduction, count)
-    return loss, CrossEntropyCache(logp, t, valid, label_smoothing, reduction, count)
+    return logp, per_item * valid
 
 
 def cross_entropy_backward(dloss, cache):
@@ -100,6 +109,11 @@ def cross_entropy_backward(dloss, cache):
     else:
         scale = scale * (dloss / count)
     return (xp.exp(logp) - q) * scale[..., None]
+
+
+# The public backward: the readable function above (the reference, shown in the chapter) behind the
+# fused loop of kernels/loss.py, which takes large NumPy logits (one read of log p, one write).
+cross_entropy_backward = _kernels.fused_backward(cross_entropy_backward, check_dloss)
 
 
 def mse_loss(pred, target, *, reduction="mean"):

@@ -1,6 +1,8 @@
 """Batch and layer normalisation.
 
 Legend: N batch, C channels/features, H, W spatial, D features (layer_norm's last axis).
+Batch norm in training mode makes one call into ``scratchnet/kernels/norm.py`` each way, which runs
+either the reference here or fused Numba loops.
 See chapters/01-mlp.md#batchnorm.
 """
 from __future__ import annotations
@@ -9,6 +11,7 @@ from typing import NamedTuple
 
 from .._checks import check_float, check_grad, check_ndim, check_same_dtype
 from ..backend import get_array_module
+from ..kernels import norm as _kernels
 
 __all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward"]
 
@@ -40,16 +43,13 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
         if a is not None and a.shape != (C,):
             raise ValueError(f"batch_norm: expected {name} of shape ({C},) for x of shape {tuple(x.shape)}, "
                              f"got {tuple(a.shape)}")
-    xp = get_array_module(x)
-    axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel axis
-    bshape = (1, C) + (1,) * (x.ndim - 2)  # broadcast a (C,) vector against x
+    axes, bshape = _channel_layout(x)
     if training:
         m = x.size // C
         if m < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got shape {tuple(x.shape)}")
-        mu = x.mean(axis=axes)  # (C,)
-        xc = x - mu.reshape(bshape)  # centred
-        var = (xc * xc).mean(axis=axes)  # (C,) biased
+        # the fused loops of kernels/norm.py (large NumPy batches), or the readable _batch_norm_train below
+        y, xhat, mu, var, inv_std = _kernels.batch_norm_train(x, gamma, beta, eps=eps, reference=_batch_norm_train)
         if running_mean is not None:
             running_mean *= 1.0 - momentum
             running_mean += momentum * mu.astype(running_mean.dtype)
@@ -58,13 +58,35 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=
             running_var += momentum * (var * (m / (m - 1))).astype(running_var.dtype)
     else:
         mu, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-        xc = x - mu.reshape(bshape)
+        y, xhat, inv_std = _normalize(x - mu.reshape(bshape), var, gamma, beta, eps)
+    return y, BatchNormCache(xhat, inv_std, gamma, beta is not None, training, axes, bshape)
+
+
+def _channel_layout(x):
+    """axes: every axis of x but the channel axis; bshape (1, C, 1, ...): a (C,) vector broadcast against x."""
+    return (0,) + tuple(range(2, x.ndim)), (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _batch_norm_train(x, gamma, beta, *, eps):
+    """The training forward, vectorised: the batch's μ and σ² (biased), then x̂ and y → y, x̂, μ, σ², 1/√(σ²+ε)."""
+    axes, bshape = _channel_layout(x)
+    mu = x.mean(axis=axes)  # (C,)
+    xc = x - mu.reshape(bshape)  # centred
+    var = (xc * xc).mean(axis=axes)  # (C,) biased
+    y, xhat, inv_std = _normalize(xc, var, gamma, beta, eps)
+    return y, xhat, mu, var, inv_std
+
+
+def _normalize(xc, var, gamma, beta, eps):
+    """x̂ = xc/√(σ² + ε) and y = γ x̂ + β from the centred input xc → y, x̂, 1/√(σ²+ε) (C,)."""
+    xp = get_array_module(xc)
+    _, bshape = _channel_layout(xc)
     inv_std = 1.0 / xp.sqrt(var + eps)  # (C,)
     xhat = xc * inv_std.reshape(bshape)
     y = xhat if gamma is None else xhat * gamma.reshape(bshape)
     if beta is not None:
         y = y + beta.reshape(bshape)
-    return y, BatchNormCache(xhat, inv_std, gamma, beta is not None, training, axes, bshape)
+    return y, xhat, inv_std
 
 
 def batch_norm_backward(dy, cache):
@@ -82,6 +104,11 @@ def batch_norm_backward(dy, cache):
     else:
         dx = dxhat * inv_std.reshape(bshape)
     return dx, dgamma, dbeta
+
+
+# The public backward: the readable function above (the reference, shown in the chapter) behind the
+# fused route of kernels/norm.py, which takes large training-mode NumPy batches (two reads of dy, x̂).
+batch_norm_backward = _kernels.fused_backward(batch_norm_backward)
 
 
 def layer_norm(x, gamma, beta, *, eps=1e-5):
