@@ -4,8 +4,8 @@ Two kinds of file:
 
 - ``<family>_loops.py`` hold only Numba loop kernels: constants are arguments, outputs are
   preallocated by the caller, no fastmath, ``parallel=True`` only over independent outputs.
-- ``<family>.py`` (``conv``, ``pool``, ``activation``, ``ctc``, ``recurrent``, ``norm``, ``loss``, ...) are the route files:
-  each ``functional/<family>.py`` makes ONE call into its route file, passing its readable
+- ``<family>.py`` (``conv``, ``pool``, ``activation``, ``ctc``, ``recurrent``, ``norm``, ``loss``, ...)
+  are the route files: each ``functional/<family>.py`` makes ONE call into its route file, passing its readable
   reference; the route file chooses between that reference (also the CuPy and float16 path) and
   the loop kernels with ``scratchnet._jit.jit_route``, and owns the size thresholds, shortcuts and
   streaming. Route files never import ``scratchnet.functional`` (no import cycle).
