@@ -19,6 +19,7 @@ from .linear import *  # noqa: F401,F403
 from .location_attention import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .lstm import *  # noqa: F401,F403
+from .mask_loss import *  # noqa: F401,F403
 from .mlm import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .patch import *  # noqa: F401,F403

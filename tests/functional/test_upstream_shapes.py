@@ -108,6 +108,7 @@ FORWARDS = {
                                      (2, 3), 0.5, sampling_ratio=0),
     "rpn_loss": lambda: F.rpn_loss(_a(6), _a(6, 4), np.array([1, 0, -1, 1, 0, 0]), _a(6, 4)),
     "fast_rcnn_loss": lambda: F.fast_rcnn_loss(_a(4, 3), _a(4, 12), np.array([0, 2, 1, 0]), _a(4, 4)),
+    "mask_loss": lambda: F.mask_loss(_a(4, 3, 5, 5), np.array([0, 3, 1, 2]), (R.random((4, 5, 5)) < 0.5).astype(DT)),
 }
 JITTED = ["gelu", "ctc_loss", "ctc_loss[none]"]  # ops with a Numba route: checked with the JIT on and off
 JITTED += ["roi_pool", "roi_align"]

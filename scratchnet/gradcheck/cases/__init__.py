@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (importing registers)
     gan,
     googlenet,
     las,
+    mask_rcnn,
     mobilenet,
     multimodal,
     quant,
