@@ -147,3 +147,14 @@ def test_gradcheck_cases_pass_through_the_loops(monkeypatch):
     monkeypatch.setattr(KL, "MIN_SIZE", 0)
     reports = list(run_case("core.cross_entropy"))
     assert reports and all(r.ok for r in reports), [str(r) for r in reports if not r.ok]
+
+
+def test_route_cross_entropy_backward_directly(rng):
+    """kernels.loss._cross_entropy_backward (the fused route) against the readable reference it wraps."""
+    from scratchnet.functional.loss import check_dloss
+
+    reference = F.cross_entropy_backward.__wrapped__
+    logits, target = _inputs(rng, (64, 10), np.float64)
+    _, cache = F.cross_entropy(logits, target, label_smoothing=0.1)
+    got = KL._cross_entropy_backward(0.5, cache, reference, check_dloss)
+    np.testing.assert_allclose(got, reference(0.5, cache), rtol=1e-12, atol=1e-14)

@@ -170,3 +170,12 @@ def test_gradcheck_cases_pass_through_the_loops(monkeypatch):
     monkeypatch.setattr(KN, "MIN_SIZE", 0)
     reports = list(run_case("core.batch_norm"))
     assert reports and all(r.ok for r in reports), [str(r) for r in reports if not r.ok]
+
+
+def test_route_batch_norm_backward_directly(rng):
+    """kernels.norm._batch_norm_backward (the fused route) against the readable reference it wraps."""
+    reference = F.batch_norm_backward.__wrapped__
+    x, dy, gamma, beta = _inputs(rng, (8, 4, 16, 16), np.float64)
+    _, cache = F.batch_norm(x, gamma, beta, None, None, training=True)
+    for got, want in zip(KN._batch_norm_backward(dy, cache, reference), reference(dy, cache)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
