@@ -22,6 +22,23 @@ backward, median of interleaved rounds; rerun these workloads to check them on a
   back. Below ~2^17 numbers per sample (64 channels at 14×14) the whole-batch GEMMs win. With one
   core taken by another job the per-sample BLAS calls wait on it (ResNet layer 139 → 256 ms;
   PyTorch's own time there: 148 ms, from 47 idle).
+- Issue 25, one thread everywhere (OPENBLAS_NUM_THREADS=1, NUMBA_NUM_THREADS=1, ``--torch-threads 1``),
+  AMD EPYC with AVX-512F, both cores busy with other jobs: CPU time (``python -m benchmarks.cputime``),
+  medians of 10-15 interleaved rounds. Streaming also once the whole batch's columns pass
+  STREAM_MIN_BATCH_BYTES = 4 MiB: per-sample GEMMs beat the whole batch's on one thread for every such
+  layer measured (fwd+bwd, whole → streamed): LeNet C1 at N 64 (4.8 MiB of columns) 3.3 → 2.2 ms,
+  ResNet-20's 16-channel 3×3 at 28×28, N 128 (55 MiB) 76 → 30 ms, 32 channels at 14×14 39 → 28 ms,
+  64 at 7×7 32 → 29 ms; LeNet C3 at N 64 (3.7 MiB) stays whole batch (2.5 against 3.2 ms). It also
+  stops a layer from holding K copies of its input until the backward: one ResNet-20 training step at
+  batch 128 peaked at 759 MiB of RSS with the cached columns, 200 MiB without (PyTorch 237 MiB;
+  ``python -m benchmarks.memory``). A 1×1 stride-1 layer streams with x[n] as its columns (no copy).
+- The streamed backward computes dWᵀ = X[n] dY[n]ᵀ into a reused buffer instead of dY[n] X[n]ᵀ: for
+  the ResNet layer's (64 × 1024) · (1024 × 576) shapes OpenBLAS runs the transposed product at
+  ~86 GFLOP/s against ~65 (one thread), and the backward went 80 → 69 ms. The other orientations were
+  tried and dropped: Yᵀ = Xᵀ Wᵀ plus a transposing copy in the forward (no gain), splitting the
+  columns into channel blocks that stay in L2 (the smaller GEMMs lose more than the cache gains),
+  tiles of 128-512 output positions (no gain). What is left is the GEMMs: 3 × 2.4 GFLOP at 70-90
+  GFLOP/s, against ~100 for a large square GEMM.
 - depthwise conv2d (groups = C_in, ``conv.depthwise3x3``: N 64, C 128, 16×16, 3×3, padding 1) by the
   direct loops of ``conv_loops.depthwise_*_kernel`` instead of im2col + one GEMM per group (G = 128
   products of a 1×9 row), AMD EPYC, 2 cores shared with other jobs (medians of 15 interleaved rounds):
@@ -157,24 +174,10 @@ def batch_norm2d_fwd_bwd():
     return run_scratchnet, run_torch
 
 
-@workload("conv.lenet5_100_steps", description="100 LeNet-5 (paper variant) SGD training steps, batch 64, "
-          "32×32 inputs, forward+backward+update")
-def lenet5_100_steps():
-    from scratchnet.models.lenet import LeNet5
-    from scratchnet.optim import SGD
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((64, 1, 32, 32), dtype=np.float32)  # (N, 1, 32, 32)
-    y = rng.integers(0, 10, 64)  # (N,)
-    model, crit = LeNet5(rng=0), nn.CrossEntropyLoss()
-    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def run_scratchnet():
-        for _ in range(100):  # one training step per iteration
-            train_step(model, crit, opt, x, y)
-
+def torch_lenet5(model):
+    """The PyTorch twin of ``scratchnet.models.lenet.LeNet5`` (paper variant): the same layers, C3 with
+    the model's Table I connection mask, fresh weights."""
     torch = torch_or_none()
-    if torch is None:
-        return run_scratchnet, None
     tnn = torch.nn
 
     class Sub(tnn.Module):  # the paper's trainable subsampling
@@ -199,6 +202,28 @@ def lenet5_100_steps():
     tmodel = tnn.Sequential(tnn.Conv2d(1, 6, 5), Act(), Sub(6), Act(), TableConv(6, 16, 5), Act(), Sub(16), Act(),
                             tnn.Conv2d(16, 120, 5), Act(), tnn.Flatten(), tnn.Linear(120, 84), Act(),
                             tnn.Linear(84, 10))
+    return tmodel
+
+
+@workload("conv.lenet5_100_steps", description="100 LeNet-5 (paper variant) SGD training steps, batch 64, "
+          "32×32 inputs, forward+backward+update")
+def lenet5_100_steps():
+    from scratchnet.models.lenet import LeNet5
+    from scratchnet.optim import SGD
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 1, 32, 32), dtype=np.float32)  # (N, 1, 32, 32)
+    y = rng.integers(0, 10, 64)  # (N,)
+    model, crit = LeNet5(rng=0), nn.CrossEntropyLoss()
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def run_scratchnet():
+        for _ in range(100):  # one training step per iteration
+            train_step(model, crit, opt, x, y)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tmodel = torch_lenet5(model)
     topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 

@@ -13,8 +13,9 @@ test_depthwise.py compare every pair):
   float16, ``SCRATCHNET_JIT=0``).
 - conv2d: on that same Numba route a depthwise layer (groups = C_in > 1, C_out = m·C_in: G GEMMs of
   one row each, too small for BLAS) runs the direct loops of ``conv_loops.depthwise_*_kernel``;
-  a layer whose columns are large (STREAM_MIN_SAMPLE_COLS numbers per sample) is streamed sample
-  by sample; every other layer runs the reference's whole-batch GEMMs.
+  a layer whose columns are large (STREAM_MIN_SAMPLE_COLS numbers per sample, or STREAM_MIN_BATCH_BYTES
+  for the whole batch) is streamed sample by sample, caching x instead of the columns; every other
+  layer runs the reference's whole-batch GEMMs.
 
 The timings behind the thresholds are in ``benchmarks/bench_conv.py``.
 """
@@ -27,13 +28,18 @@ from ..backend import get_array_module
 from . import conv_loops
 
 __all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS",
-           "DEPTHWISE_PARALLEL_MIN_MACS"]
+           "STREAM_MIN_BATCH_BYTES", "DEPTHWISE_PARALLEL_MIN_MACS"]
 
 # unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
 # the next GEMM wants the cores: only inputs far bigger than a ResNet layer's use the parallel kernels
 UNFOLD_PARALLEL_MIN_SIZE = 1 << 25
 # one sample's columns (C_in·K rows × L) from which conv2d streams: a 64-channel 3×3 layer from 16×16
 STREAM_MIN_SAMPLE_COLS = 1 << 17
+# bytes of the whole batch's columns above which conv2d streams even a small layer: a whole-batch
+# unfold cached from the forward to the backward holds K copies of the layer's input (a ResNet-20
+# step at batch 128 kept ~600 MB of them; benchmarks/memory.py), and on one thread the per-sample
+# GEMMs of such a layer run faster than the whole batch's (benchmarks/bench_conv.py)
+STREAM_MIN_BATCH_BYTES = 1 << 22
 # multiply-adds (N·C_out·L·K) from which the depthwise loops run in parallel: a thread team costs more
 # than a small layer's whole work (gradient checks, tiny batches)
 DEPTHWISE_PARALLEL_MIN_MACS = 1 << 20
@@ -137,9 +143,10 @@ def _fold_fast(cols, g, H, W, batch_first, out, jit):
 
 
 # -- conv2d: the whole batch, or streamed ------------------------------------------------------------
-def _streamed(rows_in, L):
-    """True when conv2d streams the batch sample by sample: ≥ STREAM_MIN_SAMPLE_COLS column entries per sample."""
-    return rows_in * L >= STREAM_MIN_SAMPLE_COLS
+def _streamed(N, rows_in, L, itemsize):
+    """True when conv2d streams the batch sample by sample: ≥ STREAM_MIN_SAMPLE_COLS column entries per
+    sample, or more than STREAM_MIN_BATCH_BYTES of columns for the whole batch."""
+    return rows_in * L >= STREAM_MIN_SAMPLE_COLS or N * rows_in * L * itemsize > STREAM_MIN_BATCH_BYTES
 
 
 def _is_depthwise(x, w):
@@ -154,7 +161,7 @@ def conv2d(x, w, b, g, groups, *, reference):
     whole batch's GEMMs."""
     if jit_route(x, w, b) and _is_depthwise(x, w):
         return _depthwise(x, w, b, g), None
-    if jit_route(x, w) and _streamed(x.shape[1] * g.kh * g.kw, g.oh * g.ow):
+    if jit_route(x, w) and _streamed(x.shape[0], x.shape[1] * g.kh * g.kw, g.oh * g.ow, x.dtype.itemsize):
         return _conv2d_streamed(x, w, b, g, groups), None
     return reference(x, w, b, g, groups)
 
@@ -173,7 +180,15 @@ def conv2d_backward(dy, cache, *, reference):
 # A layer whose columns are large streams them: each sample is unfolded into one reused buffer
 # (C_in·K·L numbers, small enough to stay in cache), multiplied and dropped, and the backward
 # unfolds it again instead of caching N·C_in·K·L numbers. A whole-batch unfold would write K times
-# the input to main memory, and its GEMMs would read it back from there.
+# the input to main memory, and its GEMMs would read it back from there. A 1×1 stride-1 layer's
+# columns are the sample itself: nothing is unfolded or folded.
+def _sample_cols(x, n, g, buf):
+    """Sample n's columns (G, C_in/G·K, L): x[n] itself for a 1×1 stride-1 window, else unfolded into buf."""
+    if _is_pointwise(g):
+        return x[n].reshape(buf.shape)
+    return _unfold_fast(x[n:n + 1], g, True, buf, jit=True).reshape(buf.shape)
+
+
 def _conv2d_streamed(x, w, b, g, G):
     """y of conv2d one sample at a time: Y[n] = W X[n], X[n] unfolded into a reused buffer."""
     N = x.shape[0]
@@ -182,8 +197,7 @@ def _conv2d_streamed(x, w, b, g, G):
     y = np.empty((N, G, C_out // G, L), dtype=x.dtype)  # (N, G, C_out/G, L)
     buf = np.empty((G, wg.shape[2], L), dtype=x.dtype)  # one sample's columns (G, C_in/G·K, L)
     for n in range(N):  # unfold one sample into the buffer, one GEMM per group into y[n]
-        _unfold_fast(x[n:n + 1], g, True, buf, jit=True)
-        np.matmul(wg, buf, out=y[n])
+        np.matmul(wg, _sample_cols(x, n, g, buf), out=y[n])
     if b is not None:
         y += b.reshape(G, C_out // G, 1)
     return y.reshape(N, C_out, g.oh, g.ow)
@@ -198,14 +212,18 @@ def _conv2d_backward_streamed(dy, x, w, g):
     wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K)
     dyg = dy.reshape(N, G, C_out // G, L)  # (N, G, C_out/G, L): each sample's groups as GEMM factors
     dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n] is a fold's out
-    dwg = np.zeros(wg.shape, dtype=w.dtype)  # (G, C_out/G, C_in/G·K)
+    dwt = np.zeros(wg.swapaxes(-1, -2).shape, dtype=w.dtype)  # (G, C_in/G·K, C_out/G): dWᵀ, summed
+    part = np.empty_like(dwt)  # one sample's dWᵀ
     buf = np.empty((G, wg.shape[2], L), dtype=x.dtype)  # one sample's columns, then its dX columns
     for n in range(N):  # re-unfold the sample, add its dW, fold its dX
-        _unfold_fast(x[n:n + 1], g, True, buf, jit=True)
-        dwg += dyg[n] @ buf.swapaxes(-1, -2)
+        np.matmul(_sample_cols(x, n, g, buf), dyg[n].swapaxes(-1, -2), out=part)  # dWᵀ = X[n] dY[n]ᵀ
+        dwt += part  # (the transposed product: BLAS's faster orientation for these shapes)
+        if _is_pointwise(g):  # Wᵀ dY[n] is dx[n] itself
+            np.matmul(wg.swapaxes(-1, -2), dyg[n], out=dx[n].reshape(buf.shape))
+            continue
         np.matmul(wg.swapaxes(-1, -2), dyg[n], out=buf)  # Wᵀ dY[n], over the spent columns
         _fold_fast(buf.reshape(1, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, True, dx[n:n + 1], jit=True)
-    return dx, dwg.reshape(w.shape)
+    return dx, np.ascontiguousarray(dwt.swapaxes(-1, -2)).reshape(w.shape)
 # end-conv-streamed
 
 

@@ -88,6 +88,7 @@ def lstm_walk_back(dys, dh, dc, gates, tanh_cs, cs, c0, mask, whT, dz, *, refere
     from .recurrent_loops import lstm_backward_step_kernel
     T, N, H = cs.shape
     dc = np.ascontiguousarray(dc)  # (N, H) updated in place by the kernel
+    dh = np.array(dh, dtype=cs.dtype, order="C")  # (N, H) a private copy, overwritten at every step
     zeros = np.zeros((N, H), dtype=cs.dtype)  # dy_t when no dy was given
     keep_all = np.ones(N, dtype=bool)  # (N,) every sequence still running
     one = cs.dtype.type(1)  # 1 in the arrays' dtype (a literal 1.0 would widen float32 to float64)
@@ -96,8 +97,10 @@ def lstm_walk_back(dys, dh, dc, gates, tanh_cs, cs, c0, mask, whT, dz, *, refere
         dy_t = zeros if dys is None else dys[t]
         c_prev = cs[t - 1] if t > 0 else c0
         lstm_backward_step_kernel(dh, dy_t, dc, gates[t], tanh_cs[t], c_prev, keep, dz[t], one)
-        dh_new = dz[t].reshape(N, 4 * H) @ whT  # (N, H)
-        dh = dh_new if mask is None else np.where(keep[:, None], dh_new, dh)  # past a length: dh passes
+        if mask is None:  # dh was read by the kernel: the new one overwrites it (no allocation per step)
+            np.matmul(dz[t].reshape(N, 4 * H), whT, out=dh)  # (N, H)
+        else:  # past a length: dh passes
+            dh = np.where(keep[:, None], dz[t].reshape(N, 4 * H) @ whT, dh)
     return dh, dc
 
 
