@@ -2,14 +2,18 @@
 
     scratchnet list                          chapters, their notebooks and the last recorded metrics
     scratchnet run 01-mlp [--quick] [--json] execute a notebook headless, print what it recorded
+                          [--device gpu]     ... with SCRATCHNET_DEVICE=gpu for the notebook's kernel
     scratchnet gradcheck [PATTERN]           run the registered gradient checks (exit 1 on a failure)
     scratchnet bench [PATTERN] [--repeats N] timed workloads
     scratchnet data verify [NAME]            hash every dataset file again against the registry
     scratchnet book [--out DIR]              the chapters and notebooks as a website (DIR/index.html)
 
 ``run --json`` ends with one line of strict JSON: a metric that is NaN or infinite is written as
-null. ``run`` and ``bench`` apply the allocator tuning of training loops (``scratchnet/_alloc.py``;
-``SCRATCHNET_MALLOC=default`` opts out): ``bench`` in its own process, ``run`` in the notebook's kernel.
+null. ``run --device gpu`` first checks that CuPy and a CUDA device are usable (exit 1 naming what is
+missing), then sets ``SCRATCHNET_DEVICE=gpu`` for the kernel; notebooks read it with
+``scratchnet.backend.device_from_env()``. ``run`` and ``bench`` apply the allocator tuning of training
+loops (``scratchnet/_alloc.py``; ``SCRATCHNET_MALLOC=default`` opts out): ``bench`` in its own process,
+``run`` in the notebook's kernel.
 """
 from __future__ import annotations
 
@@ -57,10 +61,17 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     """Execute one notebook headless; print its metrics (and one strict-JSON line with --json, NaN and
     ±inf as null). The kernel applies the allocator tuning (``SCRATCHNET_MALLOC=keep``, see ``runs``)."""
-    from .runs import NotebookError, json_safe, run_notebook
+    from contextlib import nullcontext
+
+    from .backend import check_device
+    from .runs import NotebookError, _environ, json_safe, run_notebook
+    device = getattr(args, "device", None)
     try:
-        metrics = run_notebook(args.name, quick=args.quick, timeout=args.timeout, out_dir=args.out)
-    except (FileNotFoundError, ValueError, NotebookError) as e:
+        if device is not None:
+            check_device(device, "--device")
+        with _environ(SCRATCHNET_DEVICE=device) if device is not None else nullcontext():
+            metrics = run_notebook(args.name, quick=args.quick, timeout=args.timeout, out_dir=args.out)
+    except (FileNotFoundError, ValueError, RuntimeError, NotebookError) as e:
         print(f"scratchnet run: {e}", file=sys.stderr)
         return 1
     for key, value in metrics.items():
@@ -190,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end with one line holding the metrics as strict JSON (NaN and infinity as null)")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell (default: no limit)")
     p.add_argument("--out", default="runs", help="folder for the executed copy and metrics (default: runs)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="set SCRATCHNET_DEVICE for the notebook (default: inherit it, else the notebook's cpu); "
+                        "gpu needs CuPy and a CUDA device")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("gradcheck", help="run the registered gradient checks")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 from ._alloc import keep_freed_memory
 from ._random import get_rng
-from .backend import get_array_module
+from .backend import check_device, get_array_module, to_device
 from .data import batches as make_batches
 from .metrics import _correct, _is_classification, accuracy, confusion_matrix  # noqa: F401  (re-exported)
 from .nn.module import no_grad
@@ -87,6 +87,15 @@ def _batch_len(xb) -> int:
     return xb.shape[0] if hasattr(xb, "shape") else _batch_len(xb[0])
 
 
+def _move(x, device):
+    """``x`` (an array, None, or a tuple of arrays for multi-input models) on ``device``; None: unchanged."""
+    if device is None or x is None:
+        return x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_move(a, device) for a in x)
+    return to_device(x, device)
+
+
 def _split(batch):
     """(xb, yb) from a batch tuple; a single array means no targets."""
     if isinstance(batch, (tuple, list)):
@@ -135,12 +144,17 @@ class _TrainingMode:
 
 
 # -- evaluation ------------------------------------------------------------------------------------------
-def evaluate(model, loss_fn, data, *, batch_size=256, prepare=None, metrics=("accuracy",), disable=True) -> dict:
+def evaluate(model, loss_fn, data, *, batch_size=256, prepare=None, metrics=("accuracy",), disable=True,
+             device=None) -> dict:
     """Mean loss (and accuracy for integer targets) over ``data=(X, y)`` in eval mode under ``no_grad``.
+
+    ``device`` ('cpu' | 'gpu'): each batch is moved there after ``prepare`` (the model must already be).
 
     Nothing is cached and each module's training flag is restored afterwards. Raises ValueError
     when ``data`` holds no examples (a mean over nothing is not a loss of 0).
     """
+    if device is not None:
+        check_device(device, "evaluate")
     _check_not_empty("evaluate", "evaluation", data)
     meter = _Meter(metrics)
     batches, total = _epoch_batches(data, batch_size, shuffle=False, rng=None)
@@ -149,6 +163,7 @@ def evaluate(model, loss_fn, data, *, batch_size=256, prepare=None, metrics=("ac
             xb, yb = _split(batch)
             if prepare is not None:
                 xb, yb = prepare(xb, yb, False)
+            xb, yb = _move(xb, device), _move(yb, device)
             logits = model(xb)
             meter.add(float(loss_fn(logits, yb)), logits, yb, _batch_len(xb))
     if meter.n == 0:
@@ -180,7 +195,7 @@ def _diverged(history, message) -> FloatingPointError:
 # -- training ----------------------------------------------------------------------------------------------
 def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=None, scheduler=None,
         scheduler_per="epoch", clip_norm=None, prepare=None, disable=None, log_every=None,
-        metrics=("accuracy",), on_epoch_end=None) -> History:
+        metrics=("accuracy",), on_epoch_end=None, device=None) -> History:
     """Train ``model`` with mini-batch gradient descent; returns a ``History``.
 
     train, val: tuples ``(X, y)`` of arrays (shuffled each epoch with ``rng``), or zero-argument
@@ -195,6 +210,13 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
     metrics: "accuracy" (counted when targets are integers indexing the last logit axis) and/or
         callables ``metric(logits, yb) -> float`` averaged over examples.
     on_epoch_end: ``on_epoch_end(epoch, history)``; returning True stops training.
+    device: None (default) moves nothing. 'cpu' or 'gpu': ``fit`` moves the model there first
+        (``model.to(device)``, in place; it stays there afterwards, and an optimizer built on its
+        Parameters keeps working because the Parameter objects are the same), then every training and
+        validation batch after ``prepare``. 'gpu' on a machine without CuPy or a CUDA device raises
+        RuntimeError naming what is missing; another value raises ValueError. The data itself stays
+        where it is (on the CPU): only the current batch crosses the bus. Build the optimizer before
+        or after the move, but before its first step (an optimizer's state stays where it was made).
 
     Raises ValueError when the training (or validation) data holds no examples, and
     FloatingPointError when the training loss of a step, or the validation loss of an epoch,
@@ -207,9 +229,13 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
     """
     if scheduler_per not in ("epoch", "step"):
         raise ValueError(f"fit: scheduler_per must be 'epoch' or 'step', got {scheduler_per!r}")
+    if device is not None:
+        check_device(device, "fit")
     _check_not_empty("fit", "training", train)
     if val is not None:
         _check_not_empty("fit", "validation", val)
+    if device is not None:
+        model.to(device)
     keep_freed_memory()
     rng = get_rng(rng)
     history = History()
@@ -225,6 +251,7 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
             xb, yb = _split(batch)
             if prepare is not None:
                 xb, yb = prepare(xb, yb, True)
+            xb, yb = _move(xb, device), _move(yb, device)
             logits = model(xb)
             loss = loss_fn(logits, yb)
             loss_value = float(loss)
@@ -254,7 +281,8 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
         row = {"epoch": epoch, **meter.result("train_")}
         if val is not None:
             row.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val, batch_size=batch_size,
-                                                           prepare=prepare, metrics=metrics).items()})
+                                                           prepare=prepare, metrics=metrics,
+                                                           device=device).items()})
         if getattr(optimizer, "lr", None) is not None:
             row["lr"] = float(optimizer.lr)
         if scheduler is not None and scheduler_per == "epoch":

@@ -5,20 +5,25 @@ chapters/13-efficientnet.md#eq-drop-path.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .._checks import check_float, check_grad
 from .._random import get_rng
-from ..backend import get_array_module
+from ..backend import get_array_module, keep_mask
 
 __all__ = ["dropout", "dropout_backward", "dropout_mask", "drop_path", "drop_path_backward"]
 
 
 def dropout_mask(shape, p, *, rng=None, dtype="float32", xp=None):
-    """The scaled keep-mask m = Bernoulli(1 − p) / (1 − p), as a float array of ``dtype``."""
-    import numpy as np
-    rng = get_rng(rng)
-    keep = rng.random(shape) >= p  # drawn on the CPU so a seed gives the same mask on every device
-    m = keep.astype(dtype) / (1.0 - p)
-    return m if xp is None or xp is np else xp.asarray(m)
+    """The scaled keep-mask m = Bernoulli(1 − p) / (1 − p), as a float array of ``dtype`` on ``xp``'s device.
+
+    On the CPU the keep bits are ``rng.random(shape) >= p``. On the GPU (``xp`` is cupy) they are drawn
+    there by a cuRAND generator seeded with one draw from ``rng`` (``backend.keep_mask``): nothing is
+    copied across the bus, runs are reproducible per device, but a seed gives different masks on the
+    CPU and on the GPU.
+    """
+    keep = keep_mask(get_rng(rng), shape, p, xp=np if xp is None else xp)  # (shape) bool
+    return keep.astype(dtype) / (1.0 - p)
 
 
 def dropout(x, *, p, training=True, rng=None, mask=None):

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_dim, check_float, check_grad, check_ndim, check_same_dtype
-from ..backend import asnumpy, get_array_module
+from ..backend import asnumpy, get_array_module, random_standard_normal, random_uniform
 from ..linalg import ridge_solve
 from .activation import stable_sigmoid, stable_softplus
 from .loss import check_dloss
@@ -149,9 +149,9 @@ def visible_probs(h, w, b, *, visible="bernoulli", n_labels=0):
 
 
 def _uniform(rng, shape, dtype, xp):
-    """Uniform numbers from a NumPy Generator, moved to the array's device."""
-    u = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
-    return u if xp is np else xp.asarray(u)
+    """Uniform numbers on the array's device: from the NumPy Generator on the CPU, from a GPU generator
+    seeded by one draw of it for CuPy arrays (``backend.random_uniform``; the GPU draws differ)."""
+    return random_uniform(rng, shape, dtype=np.float32 if dtype == np.float32 else np.float64, xp=xp)
 
 
 def sample_bernoulli(p, *, rng):
@@ -163,8 +163,8 @@ def sample_bernoulli(p, *, rng):
 def sample_gaussian(mean, *, rng):
     """mean + N(0, 1) noise (the Gaussian visible units have unit variance)."""
     xp = get_array_module(mean)
-    z = rng.standard_normal(mean.shape).astype(mean.dtype)  # (N, D)
-    return mean + (z if xp is np else xp.asarray(z))
+    z = random_standard_normal(rng, mean.shape, dtype=mean.dtype, xp=xp)  # (N, D) on mean's device
+    return mean + z
 
 
 def sample_visible(prob, *, rng, visible="bernoulli", n_labels=0):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._checks import check_float, check_grad
 from .._random import get_rng
-from ..backend import get_array_module
+from ..backend import get_array_module, random_uniform
 
 __all__ = ["gumbel_noise", "gumbel_softmax", "gumbel_softmax_backward"]
 
@@ -24,10 +24,14 @@ class GumbelCache(NamedTuple):
     hard: bool
 
 
-def gumbel_noise(shape, *, rng=None, dtype="float64", eps=1e-10):
-    """Standard Gumbel draws g = −log(−log u), u ~ U(0, 1) clipped away from 0 and 1, of ``shape`` (NumPy)."""
-    u = get_rng(rng).random(shape).clip(eps, 1.0 - eps)  # (shape)
-    return (-np.log(-np.log(u))).astype(dtype)
+def gumbel_noise(shape, *, rng=None, dtype="float64", eps=1e-10, xp=np):
+    """Standard Gumbel draws g = −log(−log u), u ~ U(0, 1) clipped away from 0 and 1, of ``shape``.
+
+    NumPy by default; ``xp=cupy`` draws on the GPU from a generator seeded by one draw of ``rng``
+    (``backend.random_uniform``), which gives different noise than the CPU for the same seed.
+    """
+    u = random_uniform(get_rng(rng), shape, xp=xp).clip(eps, 1.0 - eps)  # (shape)
+    return (-xp.log(-xp.log(u))).astype(dtype)
 
 
 # start-gumbel
@@ -43,7 +47,7 @@ def gumbel_softmax(logits, *, tau=1.0, hard=True, noise=None, rng=None):
         raise ValueError(f"gumbel_softmax: the temperature tau must be > 0, got {tau}")
     xp = get_array_module(logits)
     if noise is None:
-        noise = xp.asarray(gumbel_noise(logits.shape, rng=rng, dtype=logits.dtype))  # (..., V)
+        noise = gumbel_noise(logits.shape, rng=rng, dtype=logits.dtype, xp=xp)  # (..., V) on logits' device
     elif noise.shape != logits.shape:
         raise ValueError(f"gumbel_softmax: expected noise of the logits' shape {tuple(logits.shape)}, "
                          f"got {tuple(noise.shape)}")

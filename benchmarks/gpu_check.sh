@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The GPU check of scratchnet, in one script for a machine with an NVIDIA GPU and CuPy (Python 3.12,
+# CuPy, PyTorch, pytest; no internet needed). It copies nothing from outside the repository and takes
+# about 7 minutes (at most 10, each part has its own timeout):
+#   1. the CuPy-parametrised tests (every test whose id names cupy/numpy/gpu/device), ~1 min;
+#   2. GPU timings of training steps, CuPy beside NumPy (LeNet-5; a 6-layer GPT), and the cost of
+#      dropout on the GPU: nanoGPT's baby GPT step with dropout 0.2 over the same step without
+#      (target <= 1.2x), ~1 min;
+#   3. chapter 21's notebook on the GPU (nanoGPT's baby GPT, SCRATCHNET_DEVICE=gpu) with training
+#      capped at $GPT_MINUTES (default 3.5) minutes, ~4.5 min. The notebook's own cap is 10 minutes
+#      (`scratchnet run 21-gpt --device gpu`); 3.5 keeps this whole script inside a 10-minute slot.
+# Data: Tiny Shakespeare from datasets/tinyshakespeare/input.txt inside the repository (git-ignored by
+# the datasets/*/ rule in .gitignore; the file itself is never committed). Bring it along with the
+# working tree; a copy comes from `scratchnet data` or the registry's URL.
+# Logs: $OUT if set, else runs/gpu_check/ (git-ignored). Exit status: the number of failed parts.
+#
+#   bash benchmarks/gpu_check.sh            # or: GPT_MINUTES=2 bash benchmarks/gpu_check.sh
+set -u
+cd "$(dirname "$0")/.."
+LOG="${OUT:-runs/gpu_check}"
+mkdir -p "$LOG" && LOG="$(cd "$LOG" && pwd)"
+MINUTES="${GPT_MINUTES:-3.5}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SCRATCHNET_PROGRESS=0 MPLBACKEND=Agg
+export SCRATCHNET_DATA="$PWD/datasets"
+PY="${PYTHON:-python3}"
+failed=0
+
+echo "== environment" | tee "$LOG/env.log"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true
+  "$PY" -c "import sys, numpy, cupy; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cupy', cupy.__version__,
+'gpu usable:', cupy.is_available())" 2>&1
+  "$PY" -c "import scratchnet.backend as b; print('scratchnet gpu_available:', b.gpu_available())" 2>&1
+  ls -l datasets/tinyshakespeare/input.txt 2>&1; } | tee -a "$LOG/env.log"
+
+echo "== 1. CuPy tests" | tee "$LOG/tests.log"
+# addopts cleared: the project's ini adds --nbmake, which a bare GPU image may lack.
+timeout 120 "$PY" -m pytest -q -o addopts="" -p no:cacheprovider --continue-on-collection-errors \
+    -k "cupy or numpy or gpu or device" -rs tests/ 2>&1 | tee -a "$LOG/tests.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+
+echo "== 2. GPU timings" | tee "$LOG/timings.log"
+timeout 150 "$PY" - "$LOG/timings.json" <<'PYEOF' 2>&1 | tee -a "$LOG/timings.log"
+"""Median seconds per training step (forward, backward, clip, optimizer step; synchronised) on NumPy and CuPy."""
+import json
+import sys
+import time
+
+import cupy
+import numpy as np
+
+from scratchnet import nn
+from scratchnet.backend import to_device
+from scratchnet.models.gpt import GPT, get_batch
+from scratchnet.models.lenet import LeNet5Modern
+from scratchnet.optim import SGD, AdamW, clip_grad_norm
+
+
+def timed(step, device, warmup, reps):
+    for _ in range(warmup):
+        step()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        if device == "gpu":
+            cupy.cuda.Device().synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def gpt_step(device, batch, dropout, block=256):
+    model = GPT(65, block, n_layer=6, n_head=6, d_model=384, dropout=dropout, rng=0).to(device)
+    opt, crit = AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1), nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 65, 200_000)
+
+    def step():
+        xb, yb = (to_device(a, device) for a in get_batch(data, block, batch, rng))
+        loss = crit(model(xb), yb)
+        opt.zero_grad()
+        model.backward(crit.backward())
+        clip_grad_norm(model.parameters(), 1.0)
+        opt.step()
+        return float(loss)
+    return step
+
+
+def lenet_step(device, batch=256):
+    model = LeNet5Modern(rng=0).to(device)
+    opt, crit = SGD(model.parameters(), lr=0.01, momentum=0.9), nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    x = to_device(rng.standard_normal((batch, 1, 32, 32)).astype(np.float32), device)
+    y = to_device(rng.integers(0, 10, batch), device)
+
+    def step():
+        loss = crit(model(x), y)
+        opt.zero_grad()
+        model.backward(crit.backward())
+        opt.step()
+        return float(loss)
+    return step
+
+
+rows = []
+
+
+def row(name, cpu_s, gpu_s):
+    rows.append({"workload": name, "numpy_s": cpu_s, "cupy_s": gpu_s,
+                 "speedup": None if cpu_s is None else cpu_s / gpu_s})
+    speed = "" if cpu_s is None else f"{cpu_s * 1e3:10.1f} ms {cpu_s / gpu_s:8.1f}x"
+    print(f"{name:<44}{gpu_s * 1e3:10.1f} ms {speed}", flush=True)
+
+
+print(f"{'workload (median s per training step)':<44}{'CuPy':>13} {'NumPy':>13} {'speed-up':>9}")
+row("LeNet-5 (modern), batch 256", timed(lenet_step("cpu"), "cpu", 2, 5), timed(lenet_step("gpu"), "gpu", 3, 20))
+row("GPT 6x384, block 256, batch 8, dropout 0.2", timed(gpt_step("cpu", 8, 0.2), "cpu", 1, 3),
+    timed(gpt_step("gpu", 8, 0.2), "gpu", 3, 10))
+with_drop = timed(gpt_step("gpu", 64, 0.2), "gpu", 3, 10)
+without = timed(gpt_step("gpu", 64, 0.0), "gpu", 3, 10)
+row("baby GPT (batch 64), dropout 0.2", None, with_drop)
+row("baby GPT (batch 64), no dropout", None, without)
+ratio = with_drop / without
+print(f"dropout cost on the GPU: {ratio:.2f}x the step without dropout (target <= 1.2x): "
+      f"{'PASS' if ratio <= 1.2 else 'FAIL'}; 5,000 baby-GPT steps would take {5000 * with_drop / 60:.1f} min")
+with open(sys.argv[1], "w") as f:
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+    json.dump({"device": name.decode() if isinstance(name, bytes) else str(name), "rows": rows,
+               "dropout_ratio": ratio}, f, indent=1)
+sys.exit(0 if ratio <= 1.2 else 1)
+PYEOF
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+
+echo "== 3. chapter 21 on the GPU (training capped at $MINUTES min)" | tee "$LOG/21-gpt.log"
+export SCRATCHNET_DEVICE=gpu SCRATCHNET_MAX_MINUTES="$MINUTES" SCRATCHNET_QUICK=0
+if "$PY" -c "import nbclient, nbformat, ipykernel" 2>/dev/null; then
+    timeout 330 "$PY" -m scratchnet.cli run 21-gpt --device gpu --json --out "$LOG" 2>&1 | tee -a "$LOG/21-gpt.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+else  # no Jupyter here: run the notebook's code cells in order in one Python process, as its kernel would
+    echo "(nbclient/ipykernel missing: executing the code cells in-process)" | tee -a "$LOG/21-gpt.log"
+    SCRATCHNET_RECORD="$LOG/21-gpt.metrics.json" timeout 330 "$PY" - <<'PYEOF' 2>&1 | tee -a "$LOG/21-gpt.log"
+import json
+import os
+
+nb = json.load(open("notebooks/21-gpt.ipynb", encoding="utf-8"))
+os.chdir("notebooks")
+scope = {"__name__": "__main__"}
+for i, cell in enumerate(nb["cells"]):
+    if cell["cell_type"] == "code":
+        print(f"--- cell {i}", flush=True)
+        exec(compile("".join(cell["source"]), f"21-gpt.ipynb cell {i}", "exec"), scope)
+PYEOF
+    [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+fi
+[ -f "$LOG/21-gpt.metrics.json" ] && cat "$LOG/21-gpt.metrics.json"
+
+echo "== gpu_check: $failed part(s) failed; logs in $LOG"
+exit "$failed"
