@@ -1,4 +1,4 @@
-"""Optimizers, learning-rate schedules and gradient clipping.
+"""Optimizers, learning-rate schedules, gradient clipping and the max-norm constraint.
 
     opt = Adam(model.parameters(), lr=1e-3)
     sched = WarmupCosine(opt, warmup_steps=100, total_steps=10_000)
@@ -6,9 +6,10 @@
     opt.step(); sched.step()
 """
 from .clip import clip_grad_norm  # noqa: F401
+from .constraints import max_norm_  # noqa: F401
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop  # noqa: F401
 from .schedules import CosineAnnealingLR, LambdaLR, LRScheduler, StepLR, WallClockCosine, WarmupCosine  # noqa: F401
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "CosineAnnealingLR",
            "WarmupCosine", "LambdaLR", "WallClockCosine",
-           "clip_grad_norm"]
+           "clip_grad_norm", "max_norm_"]
