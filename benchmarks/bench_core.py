@@ -1,4 +1,4 @@
-"""Core workloads: an MLP training step, batch norm (1d and 2d), softmax cross-entropy, an Adam step.
+"""Core workloads: an MLP training step, batch norm (1d; 2d is in bench_conv), softmax cross-entropy, an Adam step.
 
 Legend: N batch, C channels, K classes. All float32; the PyTorch twins do the same work
 (forward, backward, update) with PyTorch's default thread count.
@@ -8,7 +8,7 @@ scratchnet/kernels/norm.py and loss.py: two passes over the batch each way for b
 row each way for cross-entropy. Medians of 30, one thread everywhere (OPENBLAS_NUM_THREADS=1,
 NUMBA_NUM_THREADS=1, ``--torch-threads 1``), 2-core AMD EPYC with AVX-512 shared with a training
 run (so absolute times are inflated), ms, vectorised reference (SCRATCHNET_JIT=0) → fused loops:
-batch_norm2d_fwd_bwd 9.78 → 6.22 (PyTorch 6.38), batch_norm_fwd_bwd 0.41 → 0.19 (0.18),
+batch_norm2d_fwd_bwd (the conv family's workload) 9.78 → 6.22 (PyTorch 6.38), batch_norm_fwd_bwd 0.41 → 0.19 (0.18),
 cross_entropy_fwd_bwd 0.59 → 0.40 (0.32). On that machine the parallel (prange) batch-norm loops
 were 4-10x slower than the serial ones at 2-4 M elements, their threads waiting for a busy core;
 hence the high ``PARALLEL_MIN_SIZE`` in scratchnet/kernels/norm.py.
@@ -77,35 +77,6 @@ def batch_norm_fwd_bwd():
     N, C = 256, 512
     x = rng.standard_normal((N, C), dtype=np.float32)  # (N, C)
     dy = rng.standard_normal((N, C), dtype=np.float32)  # (N, C)
-    gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)  # (C,)
-    running_mean, running_var = np.zeros(C, np.float32), np.ones(C, np.float32)  # (C,)
-
-    def run_scratchnet():
-        _, cache = F.batch_norm(x, gamma, beta, running_mean, running_var, training=True)
-        F.batch_norm_backward(dy, cache)
-
-    torch = torch_or_none()
-    if torch is None:
-        return run_scratchnet, None
-    tx = torch.from_numpy(x).requires_grad_()
-    tgamma, tbeta = torch.from_numpy(gamma).requires_grad_(), torch.from_numpy(beta).requires_grad_()
-    trm, trv, tdy = torch.zeros(C), torch.ones(C), torch.from_numpy(dy)
-
-    def run_torch():
-        tx.grad = tgamma.grad = tbeta.grad = None
-        out = torch.nn.functional.batch_norm(tx, trm, trv, tgamma, tbeta, training=True)
-        out.backward(tdy)
-
-    return run_scratchnet, run_torch
-
-
-@workload("core.batch_norm2d_fwd_bwd", description="batch_norm training forward + backward, (N, C, H, W) = "
-          "(32, 64, 32, 32), float32")
-def batch_norm2d_fwd_bwd():
-    rng = np.random.default_rng(4)
-    N, C, H, W = 32, 64, 32, 32
-    x = rng.standard_normal((N, C, H, W), dtype=np.float32)  # (N, C, H, W)
-    dy = rng.standard_normal((N, C, H, W), dtype=np.float32)  # (N, C, H, W)
     gamma, beta = np.ones(C, np.float32), np.zeros(C, np.float32)  # (C,)
     running_mean, running_var = np.zeros(C, np.float32), np.ones(C, np.float32)  # (C,)
 

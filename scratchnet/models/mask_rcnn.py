@@ -174,7 +174,8 @@ class MaskRCNN(FasterRCNN):
         if not 0 <= self.mask_stage <= last:
             raise ValueError(f"MaskRCNN: mask_stage must be a backbone stage in [0, {last}], got {mask_stage}")
         if self.mask_stage < last:  # the mask head reads a finer map: tap the backbone after that stage's ReLU
-            self.backbone = TappedBackbone(self.backbone.layers, 4 * self.mask_stage + 2)
+            stage_ends = [i for i, layer in enumerate(self.backbone.layers) if isinstance(layer, ReLU)]
+            self.backbone = TappedBackbone(self.backbone.layers, stage_ends[self.mask_stage])
         mask_stride = self.stem_stride * 2 ** self.mask_stage
         self.mask_head = MaskHead(self.widths[self.mask_stage], num_classes, spatial_scale=1.0 / mask_stride,
                                   roi_size=mask_size // 2, channels=mask_channels, num_convs=mask_convs, rng=rng,
