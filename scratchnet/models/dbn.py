@@ -101,16 +101,17 @@ class DBN(Module):
         return xp.concatenate([rbm(x[s:s + batch]) for s in range(0, x.shape[0], batch)], axis=0)  # (N, H)
 
     # start-to-mlp
-    def to_mlp(self, n_classes=None, *, dropout=0.0, rng=None):
+    def to_mlp(self, n_classes=None, *, dropout=0.0, input_dropout=0.0, rng=None):
         """Sequential(Linear, Sigmoid, ..., Linear(H_L, n_classes)) with the hidden layers initialised
         from the RBMs' recognition weights (W, hbias) — the label rows of the top RBM are dropped —
         and a freshly initialised output layer whose logits feed a softmax cross-entropy.
         ``dropout`` > 0 puts a Dropout(p) after every hidden Sigmoid (Hinton et al. 2012 fine-tuned
-        pretrained DBNs this way)."""
+        pretrained DBNs this way); ``input_dropout`` > 0 puts a Dropout(p) in front of the first Linear
+        (Srivastava et al. 2014 drop 20 % of the pixels and 50 % of the hidden units)."""
         n_classes = n_classes or self.n_labels
         if not n_classes:
             raise ValueError("DBN.to_mlp: give n_classes (this DBN has no label units)")
-        layers = []
+        layers = [Dropout(input_dropout, rng=rng)] if input_dropout else []
         for rbm in self.rbms:  # one Linear + Sigmoid per RBM
             d = rbm.n_visible - rbm.n_labels
             lin = Linear(d, rbm.n_hidden, rng=rng, dtype=rbm.weight.data.dtype)

@@ -123,11 +123,13 @@ class RBM(Module):
         return dw, db, dc, vk, p0
     # end-cd
 
-    def fit(self, data, *, epochs, batch_size=100, lr=0.05, k=1, persistent=False, n_chains=None,
-            momentum=(0.5, 0.9), momentum_switch=5, weight_decay=2e-4, sparsity_target=None,
+    def fit(self, data, *, epochs, batch_size=100, lr=0.05, lr_final=None, k=1, persistent=False,
+            n_chains=None, momentum=(0.5, 0.9), momentum_switch=5, weight_decay=2e-4, sparsity_target=None,
             sparsity_cost=0.0, rng=None, monitor=None, disable=None, log=None, binary_data=True):
         """Train on ``data`` (N, D) by CD-k (or PCD with ``persistent=True``), with SGD + momentum.
 
+        lr_final: if given, the learning rate falls linearly, update by update, from ``lr`` to ``lr_final``
+        over the whole run (Tieleman 2008's schedule for PCD, whose chains must keep up with the weights);
         momentum: (initial, final), switched after ``momentum_switch`` epochs (Hinton's practical guide);
         weight_decay: L2 on the weights; sparsity: a cross-entropy pull of each hidden unit's running
         mean activation q towards ``sparsity_target`` (gradient cost·(q − target) on hbias and weight).
@@ -147,6 +149,7 @@ class RBM(Module):
             chain = data[rng.integers(0, N, size=n_chains or batch_size)]
         q = xp.full(self.n_hidden, sparsity_target or 0.0, dtype=self.weight.data.dtype)  # (H,)
         history = []
+        n_updates, update = epochs * ((N + batch_size - 1) // batch_size), 0
         for epoch in range(epochs):  # one sweep over shuffled mini-batches
             t0, mom = time.perf_counter(), momentum[0] if epoch < momentum_switch else momentum[1]
             order = rng.permutation(N)
@@ -163,9 +166,11 @@ class RBM(Module):
                     pull = sparsity_cost * (q - sparsity_target)  # (H,)
                     dc = dc + pull
                     dw = dw + v0.mean(axis=0)[:, None] * pull[None, :]
+                step = lr if lr_final is None else lr + (lr_final - lr) * update / n_updates
+                update += 1
                 for p, g, u in zip(params, (dw, db, dc), vel):  # SGD with momentum
                     u *= mom
-                    u -= lr * g
+                    u -= step * g
                     p.data += u
                 recon = self.visible_given_hidden(p0)
                 err += float(((v0 - recon) ** 2).sum()) / N

@@ -66,6 +66,18 @@ def test_to_mlp_with_dropout_gradchecks():
     assert_module_gradients(mlp, x[:4].astype(np.float64))
 
 
+def test_to_mlp_with_input_dropout_gradchecks():
+    from scratchnet.nn import Dropout
+    dbn, _, x, _ = _pretrained()
+    mlp = dbn.to_mlp(dropout=0.5, input_dropout=0.2, rng=np.random.default_rng(0))
+    kinds = [type(m).__name__ for m in mlp]
+    assert kinds == ["Dropout"] + ["Linear", "Sigmoid", "Dropout"] * 3 + ["Linear"]
+    assert [m.p for m in mlp if isinstance(m, Dropout)] == [0.2, 0.5, 0.5, 0.5]
+    np.testing.assert_array_equal(mlp[1].weight.data, dbn.rbms[0].weight.data)
+    mlp.astype(np.float64)
+    assert_module_gradients(mlp, x[:4].astype(np.float64))
+
+
 def test_fine_tune_overfits_one_batch():
     from scratchnet.optim import Adam
     dbn, _, x, y = _pretrained()

@@ -175,3 +175,20 @@ def test_log_likelihood_uses_free_energy(rng):
     p = np.exp(-r.free_energy(V) - lz)
     assert p.sum() == pytest.approx(1.0)
     assert r.log_likelihood(v, lz, batch_size=3) == pytest.approx(np.log(np.exp(-r.free_energy(v) - lz)).mean())
+
+
+def test_fit_lr_final_decays_linearly_update_by_update(monkeypatch):
+    """lr → lr_final over all updates: with unit gradients, no momentum and no decay, the weights move
+    by the sum of the steps (4 updates from 0.1 towards 0: 0.1 + 0.075 + 0.05 + 0.025)."""
+    rbm = RBM(3, 2, rng=np.random.default_rng(0))
+    ones = (np.ones((3, 2), np.float32), np.ones(3, np.float32), np.ones(2, np.float32))
+    monkeypatch.setattr(rbm, "cd_grads", lambda v0, **kw: (*ones, v0, np.zeros((len(v0), 2), np.float32)))
+    data = (np.random.default_rng(1).random((4, 3)) < 0.5).astype(np.float32)
+    w0 = rbm.weight.data.copy()
+    rbm.fit(data, epochs=2, batch_size=2, lr=0.1, lr_final=0.0, momentum=(0.0, 0.0), weight_decay=0.0,
+            rng=np.random.default_rng(2), disable=True)
+    np.testing.assert_allclose(w0 - rbm.weight.data, 0.25, rtol=1e-6)
+    same = [RBM(3, 2, rng=np.random.default_rng(0)) for _ in range(2)]
+    for r, extra in zip(same, ({}, {"lr_final": 0.05})):  # lr_final = lr is the constant rate
+        r.fit(data, epochs=2, batch_size=2, lr=0.05, rng=np.random.default_rng(3), disable=True, **extra)
+    np.testing.assert_array_equal(same[0].weight.data, same[1].weight.data)
