@@ -87,3 +87,55 @@ def gpt_train_step():
         torch_train_step(tmodel, topt, tx, ty)
 
     return run_scratchnet, run_torch
+
+
+@workload("attention.causal_softmax_fwd_bwd",
+          description="masked softmax + backward, causal, scores (32, 6, 128, 128) float32 (a GPT layer's)")
+def causal_softmax_fwd_bwd():
+    import scratchnet.functional as F
+    rng = np.random.default_rng(0)
+    shape = (32, 6, 128, 128)
+    s = rng.standard_normal(shape, dtype=np.float32)
+    dp = rng.standard_normal(shape, dtype=np.float32)
+    keep = F.causal_mask(128, 128)
+
+    def run_scratchnet():
+        p = F.masked_softmax(s, keep)
+        F.masked_softmax_backward(dp, p)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    ts = torch.tensor(s, requires_grad=True)
+    tdp, tmask = torch.tensor(dp), torch.tensor(~keep)
+
+    def run_torch():
+        p = torch.softmax(ts.masked_fill(tmask, float("-inf")), dim=-1)
+        p.backward(tdp)
+
+    return run_scratchnet, run_torch
+
+
+@workload("attention.layer_norm_fwd_bwd", description="layer_norm + backward, x (32, 128, 192) float32, γ and β")
+def layer_norm_fwd_bwd():
+    import scratchnet.functional as F
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 128, 192), dtype=np.float32)
+    dy = rng.standard_normal(x.shape, dtype=np.float32)
+    g, b = np.ones(192, np.float32), np.zeros(192, np.float32)
+
+    def run_scratchnet():
+        _, cache = F.layer_norm(x, g, b)
+        F.layer_norm_backward(dy, cache)
+
+    torch = torch_or_none()
+    if torch is None:
+        return run_scratchnet, None
+    tx = torch.tensor(x, requires_grad=True)
+    tg, tb = torch.tensor(g, requires_grad=True), torch.tensor(b, requires_grad=True)
+    tdy = torch.tensor(dy)
+
+    def run_torch():
+        torch.nn.functional.layer_norm(tx, (192,), tg, tb).backward(tdy)
+
+    return run_scratchnet, run_torch

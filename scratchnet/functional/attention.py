@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from .._checks import check_float, check_grad, check_ndim, check_same_dtype
 from ..backend import get_array_module
+from ..kernels import attention as _kernels
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_backward",
            "additive_attention", "additive_attention_backward",
@@ -54,6 +55,12 @@ def masked_softmax_backward(dp, p):
     ds -= p * rowsum  # in place: ds = p ⊙ dp − p ⊙ rowsum
     return ds
 # end-masked-softmax
+
+
+# The public pair: the readable functions above (the reference, shown in the chapter) behind the fused
+# row loops of kernels/attention.py, which take NumPy scores with no mask or one (Tq, Tk) mask.
+masked_softmax = _kernels.fast_masked_softmax(masked_softmax)
+masked_softmax_backward = _kernels.fast_softmax_backward(masked_softmax_backward)
 
 
 def causal_mask(Tq, Tk, xp=None):

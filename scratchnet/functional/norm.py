@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from .._checks import check_float, check_grad, check_ndim, check_same_dtype
 from ..backend import get_array_module
+from ..kernels import layernorm as _layernorm_kernels
 from ..kernels import norm as _kernels
 
 __all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward"]
@@ -148,3 +149,9 @@ def layer_norm_backward(dy, cache):
     dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
           - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) * inv_std
     return dx, dgamma, dbeta
+
+
+# The public pair: the readable functions above (the reference, shown in the chapters) behind the fused
+# row loops of kernels/layernorm.py, which take NumPy float32/float64 inputs of MIN_SIZE elements or more.
+layer_norm = _layernorm_kernels.fused_forward(layer_norm)
+layer_norm_backward = _layernorm_kernels.fused_backward(layer_norm_backward)

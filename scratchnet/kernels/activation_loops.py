@@ -23,7 +23,8 @@ import numpy as np
 
 from .._jit import njit
 
-__all__ = ["erf_float32", "tanh_float32", "gelu_kernel", "gelu_float32_kernel", "gelu_backward_kernel"]
+__all__ = ["erf_float32", "tanh_float32", "exp_float32_row", "gelu_kernel", "gelu_float32_kernel",
+           "gelu_backward_kernel"]
 
 # erf(x) ≈ x P(x²) / Q(x²) on [−4, 4] (erf(±4) = ±1 to float32 precision): the odd/even minimax
 # rational approximation used by Eigen's float erf; |error| < 5e-7 when evaluated in float32 (a few float32 ulps).
@@ -95,3 +96,36 @@ def gelu_backward_kernel(dy, x, cdf, dx, inv_sqrt_2pi, minus_half):
         xi = x[i]
         dx[i] = dy[i] * (cdf[i] + xi * inv_sqrt_2pi * math.exp(minus_half * xi * xi))
 
+
+# exp(x) = 2ⁿ · exp(r), n = round(x / ln 2), r = x − n ln 2 ∈ [−ln2/2, ln2/2] (ln 2 split in two
+# parts so that n ln 2 is exact), exp(r) by Cephes' degree-7 polynomial: relative error < 1e-7.
+_LOG2E = np.float32(1.44269504088896341)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_E = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                   1.6666665459e-1, 5.0000001201e-1))
+_E0, _E1, _E2, _E3, _E4, _E5 = _E
+_EXP_LO = np.float32(-87.3)  # exp(−87.3) is the smallest normal float32 the 2ⁿ trick can build
+_EXP_HI = np.float32(88.3)
+_HALF, _ONE = np.float32(0.5), np.float32(1.0)
+
+
+@njit(error_model="numpy")
+def exp_float32_row(x, bits):
+    """x[j] ← exp(x[j]) in place for a float32 row; bits: an int32 scratch row as long.
+
+    Two vectorised passes: exp(r) and the exponent field of 2ⁿ (written as int32 bits), then their
+    product read through a float32 view of those bits. Inputs are clamped to [−87.3, 88.3]. (In
+    place on purpose: with separate input and output arrays that may alias, the compiler keeps a
+    scalar fallback, and that is the path it takes when they are the same array.)
+    """
+    for j in range(x.size):  # independent elements
+        v = min(max(x[j], _EXP_LO), _EXP_HI)  # clamp
+        n = math.floor(v * _LOG2E + _HALF)  # nearest integer to v / ln 2
+        r = v - n * _LN2_HI - n * _LN2_LO  # |r| ≤ ln2/2
+        q = ((((_E0 * r + _E1) * r + _E2) * r + _E3) * r + _E4) * r + _E5
+        x[j] = _ONE + r + r * r * q  # exp(r)
+        bits[j] = (np.int32(n) + np.int32(127)) << 23  # the float32 2ⁿ, as bits
+    scale = bits.view(np.float32)
+    for j in range(x.size):  # independent elements
+        x[j] *= scale[j]

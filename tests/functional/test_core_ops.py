@@ -119,7 +119,7 @@ def test_clear_errors(call, match):
         call()
 
 
-@pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (64, 1024)])
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 4), (4097,), (64, 1024)])  # (4097,): a partial last chunk
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gelu_kernel_matches_reference(shape, dtype, monkeypatch):
     rng = np.random.default_rng(1)
@@ -134,6 +134,19 @@ def test_gelu_kernel_matches_reference(shape, dtype, monkeypatch):
     for a, b in zip(out["1"], out["0"]):
         assert a.dtype == dtype and a.shape == shape
         np.testing.assert_allclose(a, b, **tol)
+
+
+def test_exp_float32_row_is_accurate_to_float32():
+    from scratchnet.kernels.activation_loops import exp_float32_row
+    x = np.concatenate([np.linspace(-87.0, 88.0, 200_001), [0.0, -1e-8, 1e-8]]).astype(np.float32)
+    got = x.copy()
+    exp_float32_row(got, np.empty(x.size, np.int32))
+    exact = np.exp(x.astype(np.float64))
+    assert (np.abs(got - exact) / exact).max() < 2e-7  # about two float32 ulps
+    assert got[-3] == 1.0
+    under = np.array([-100.0, -1e30], np.float32)
+    exp_float32_row(under, np.empty(2, np.int32))  # clamped: the smallest normal, not garbage
+    assert (under >= 0).all() and (under < 1e-37).all()
 
 
 def test_erf_float32_is_accurate_to_float32():
