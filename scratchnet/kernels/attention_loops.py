@@ -12,13 +12,16 @@ write it once.
 - backward: per row, c = Σ_k dp ⊙ p, then ds = p ⊙ (dp − c) (any mask: ds is 0 where p is 0).
 
 The keep-mask comes as a (Tq, Tk) array of 0/1 in the scores' dtype, shared by every leading
-index (the causal mask, or a user mask of that shape), with the count of kept keys per query.
+index (the causal mask, or a user mask of that shape), with its 0/−∞ twin (added to the scores
+for the row maximum) and the count of kept keys per query.
 
-No fastmath: a strict-order sum does not vectorise, so the row sums run in LANES partial sums
-updated elementwise (the order differs from NumPy's pairwise sum by a few ulps), and the float32
-exponential is a branch-free polynomial (``exp_float32_row``) that the compiler turns into SIMD
-code, where ``math.exp`` would be a scalar call per element
-(``activation_loops.exp_float32_row``).
+No fastmath: a strict-order reduction does not vectorise, so the row maxima and sums run in LANES
+partial results updated elementwise in blocks of LANES (the sums' order differs from NumPy's
+pairwise sum by a few ulps), and the float32 exponential is the branch-free polynomial
+``activation_loops.exp_float32_row``, which the compiler turns into SIMD code where ``math.exp``
+would be a scalar call per element. With the layer-norm loops, chapter 21's GPT training step
+(6 layers, d 192, context 128, batch 32) went from 0.93 to 0.79 s on two idle cores
+(``benchmarks/bench_attention.py`` times the softmax alone beside PyTorch).
 """
 from __future__ import annotations
 
