@@ -79,3 +79,34 @@ def test_softmax_backward_checks_dp(monkeypatch):
         F.masked_softmax_backward(np.zeros((4, 64, 63), np.float32), p)
     with pytest.raises((TypeError, ValueError), match="masked_softmax_backward"):
         F.masked_softmax_backward(np.zeros((4, 64, 64), np.float64), p)
+
+
+def test_fast_wrappers_route_and_keep_the_reference(monkeypatch):
+    """fast_masked_softmax / fast_softmax_backward wrap any reference: big NumPy rows take the loops
+    (same numbers), small inputs and JIT off call the wrapped reference itself."""
+    from scratchnet.functional.attention import masked_softmax, masked_softmax_backward
+    calls = []
+
+    def ref_forward(s, keep):
+        calls.append("forward")
+        return masked_softmax.__wrapped__(s, keep)
+
+    def ref_backward(dp, p):
+        calls.append("backward")
+        return masked_softmax_backward.__wrapped__(dp, p)
+
+    fwd, bwd = KA.fast_masked_softmax(ref_forward), KA.fast_softmax_backward(ref_backward)
+    assert fwd.__name__ == "ref_forward" and bwd.__name__ == "ref_backward"  # functools.wraps
+    rng = np.random.default_rng(6)
+    monkeypatch.setenv("SCRATCHNET_JIT", "1")
+    big = rng.standard_normal((4, 32, 64)).astype(np.float32)
+    p = fwd(big, causal_mask(32, 64))
+    bwd(rng.standard_normal(big.shape).astype(np.float32), p)
+    assert calls == []  # the loops ran
+    small = rng.standard_normal((2, 4, 4)).astype(np.float32)
+    bwd(np.ones_like(small), fwd(small, None))
+    assert calls == ["forward", "backward"]  # below MIN_SIZE: the reference
+    monkeypatch.setenv("SCRATCHNET_JIT", "0")
+    calls.clear()
+    bwd(np.ones_like(big), fwd(big, None))
+    assert calls == ["forward", "backward"]
