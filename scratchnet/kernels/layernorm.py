@@ -45,8 +45,8 @@ def fused_forward(reference):
         inv_std = np.empty(x.shape[:-1] + (1,), x.dtype)  # (..., 1)
         g = np.ones(D, x.dtype) if gamma is None else np.ascontiguousarray(gamma)
         b = np.zeros(D, x.dtype) if beta is None else np.ascontiguousarray(beta)
-        K.layer_norm_kernel(rows, g, b, float(eps), xhat.reshape(-1, D), y.reshape(-1, D), inv_std.reshape(-1),
-                            np.empty(K.LANES))
+        K.layer_norm_kernel(rows, g, b, float(eps), np.ones(D, x.dtype), xhat.reshape(-1, D), y.reshape(-1, D),
+                            inv_std.reshape(-1), np.empty(K.LANES))
         return y, (xhat, inv_std, gamma, beta is not None)
     return layer_norm
 
@@ -66,7 +66,8 @@ def fused_backward(reference):
         dgamma, dbeta = np.zeros(D), np.zeros(D)  # (D,) float64 sums over rows
         g = np.ones(D, dy.dtype) if gamma is None else np.ascontiguousarray(gamma)
         K.layer_norm_backward_kernel(dy.reshape(-1, D), xhat.reshape(-1, D), np.ascontiguousarray(inv_std).reshape(-1),
-                                     g, dx.reshape(-1, D), dgamma, dbeta, np.empty(D, dy.dtype), np.empty(K.LANES))
+                                     g, np.ones(D, dy.dtype), dx.reshape(-1, D), dgamma, dbeta, np.empty(D, dy.dtype),
+                                     np.empty(K.LANES))
         return (dx, dgamma.astype(dy.dtype) if gamma is not None else None,
                 dbeta.astype(dy.dtype) if has_beta else None)
     return layer_norm_backward
