@@ -23,7 +23,7 @@ from .lenet import LeNet5Modern
 
 __all__ = ["sqrtm_psd", "frechet_distance", "gaussian_stats", "fid_from_features", "inception_score",
            "class_histogram", "within_factor_of_uniform", "to_lenet_input", "FeatureClassifier",
-           "evaluate_samples", "tile"]
+           "evaluate_samples", "class_mix_fid", "tile"]
 
 
 def sqrtm_psd(a):
@@ -150,6 +150,35 @@ def evaluate_samples(classifier, samples, real_features, *, splits=10):
     score, score_std = inception_score(probs, splits=splits)
     return dict(fid=fid_from_features(classifier.features(samples), real_features), inception_score=score,
                 inception_score_std=score_std, histogram=hist, uniform_within_2x=within_factor_of_uniform(hist))
+
+
+# start-class-mix
+def class_mix_fid(classifier, images, histogram, real_features, *, n=None, rng=0):
+    """The LeNet-FID that a generator's class mix alone explains.
+
+    Draw ``n`` real ``images`` (N, 1, 28, 28) so that the classifier reads them with the class
+    frequencies ``histogram`` (C,) — e.g. a generator's class histogram — and return their LeNet-FID
+    against ``real_features``. Real digits in the generator's proportions: every bit of this FID comes
+    from the proportions, none from the strokes. ``n`` defaults to len(real_features).
+    """
+    hist = np.asarray(histogram, np.float64)
+    if hist.ndim != 1 or np.any(hist < 0) or not np.isclose(hist.sum(), 1.0, atol=1e-6):
+        raise ValueError(f"class_mix_fid: expected a histogram of non-negative frequencies summing to 1, "
+                         f"got {np.round(hist, 4)} (sum {hist.sum():.4f})")
+    rng = np.random.default_rng(rng)
+    n = len(real_features) if n is None else int(n)
+    labels = classifier.probs(images).argmax(1)  # the classifier's reading, as for the generated samples
+    counts = np.floor(hist * n).astype(int)  # per class, the remainder to the largest fractions
+    counts[np.argsort(hist * n - counts)[::-1][:n - counts.sum()]] += 1
+    picks = []
+    for k, c in enumerate(counts):
+        pool = np.flatnonzero(labels == k)
+        if c and not len(pool):
+            raise ValueError(f"class_mix_fid: the histogram asks for class {k}, which no image is read as")
+        picks.append(rng.choice(pool, c, replace=c > len(pool)) if c else pool[:0])
+    idx = np.concatenate(picks)
+    return fid_from_features(classifier.features(images[idx]), real_features)
+# end-class-mix
 
 
 def tile(images, nrow):

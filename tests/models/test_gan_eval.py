@@ -6,6 +6,7 @@ import pytest
 from scratchnet.models.gan_eval import (
     FeatureClassifier,
     class_histogram,
+    class_mix_fid,
     fid_from_features,
     frechet_distance,
     inception_score,
@@ -113,3 +114,40 @@ def test_feature_classifier_shapes(rng):
     fc = FeatureClassifier(rng=0).fit(x, y, epochs=1, batch_size=20)
     assert fc.features(x).shape == (40, 84) and fc.probs(x).shape == (40, 10)
     np.testing.assert_allclose(fc.probs(x).sum(1), 1, rtol=1e-6)
+
+
+class _ReadsPixel:
+    """A stand-in classifier: class = first pixel; features = the class's corner of a simplex + noise."""
+
+    def probs(self, x):
+        return np.eye(10)[x[:, 0, 0, 0].astype(int)]
+
+    def features(self, x):
+        k = x[:, 0, 0, 0].astype(int)
+        return 5.0 * np.eye(10)[k] + x[:, 0, 1, :10]
+
+
+def test_class_mix_fid_is_near_zero_for_the_real_mix_and_grows_with_skew(rng):
+    labels = np.repeat(np.arange(10), 300)
+    x = rng.standard_normal((3000, 1, 4, 10))
+    x[:, 0, 0, 0] = labels
+    clf = _ReadsPixel()
+    real = clf.features(x)
+    uniform = class_mix_fid(clf, x, np.full(10, 0.1), real, rng=1)
+    mild = class_mix_fid(clf, x, np.r_[0.12, 0.08, np.full(8, 0.1)], real, rng=1)
+    skewed = class_mix_fid(clf, x, np.r_[0.3, 0.02, np.full(8, 0.085)], real, rng=1)
+    assert uniform < mild < skewed
+    assert uniform < 0.2                             # resampling noise only
+    # the mean term alone for the skewed mix: ‖5·(p − u)‖² over the simplex corners
+    p = np.r_[0.3, 0.02, np.full(8, 0.085)]
+    assert skewed > 25 * np.sum((p - 0.1) ** 2)
+
+
+def test_class_mix_fid_errors(rng):
+    x = np.zeros((20, 1, 4, 10))
+    x[:10, 0, 0, 0] = 1
+    real = _ReadsPixel().features(x)
+    with pytest.raises(ValueError, match="class_mix_fid: expected a histogram"):
+        class_mix_fid(_ReadsPixel(), x, np.full(10, 0.2), real)
+    with pytest.raises(ValueError, match="asks for class 2"):
+        class_mix_fid(_ReadsPixel(), x, np.r_[0.5, 0.25, 0.25, np.zeros(7)], real)
