@@ -28,7 +28,7 @@ from ..backend import get_array_module
 from . import conv_loops
 
 __all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS",
-           "STREAM_MIN_BATCH_BYTES", "DEPTHWISE_PARALLEL_MIN_MACS"]
+           "STREAM_MIN_BATCH_BYTES", "STREAM_BLOCK_BYTES", "DEPTHWISE_PARALLEL_MIN_MACS"]
 
 # unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
 # the next GEMM wants the cores: only inputs far bigger than a ResNet layer's use the parallel kernels
@@ -40,6 +40,11 @@ STREAM_MIN_SAMPLE_COLS = 1 << 17
 # step at batch 128 kept ~600 MB of them; benchmarks/memory.py), and on one thread the per-sample
 # GEMMs of such a layer run faster than the whole batch's (benchmarks/bench_conv.py)
 STREAM_MIN_BATCH_BYTES = 1 << 22
+# bytes of one block of samples' columns on the streamed route: a small layer streams several samples
+# per unfold, GEMM call and fold (LeNet's C1: 13 samples of 78 KB), which keeps the block in the
+# core's L2 cache and runs the Python loop once per block instead of once per sample; a layer whose
+# single sample passes this streams one sample at a time
+STREAM_BLOCK_BYTES = 1 << 20
 # multiply-adds (N·C_out·L·K) from which the depthwise loops run in parallel: a thread team costs more
 # than a small layer's whole work (gradient checks, tiny batches)
 DEPTHWISE_PARALLEL_MIN_MACS = 1 << 20
@@ -177,52 +182,64 @@ def conv2d_backward(dy, cache, *, reference):
 
 
 # start-conv-streamed
-# A layer whose columns are large streams them: each sample is unfolded into one reused buffer
-# (C_in·K·L numbers, small enough to stay in cache), multiplied and dropped, and the backward
-# unfolds it again instead of caching N·C_in·K·L numbers. A whole-batch unfold would write K times
-# the input to main memory, and its GEMMs would read it back from there. A 1×1 stride-1 layer's
-# columns are the sample itself: nothing is unfolded or folded.
-def _sample_cols(x, n, g, buf):
-    """Sample n's columns (G, C_in/G·K, L): x[n] itself for a 1×1 stride-1 window, else unfolded into buf."""
+# A layer whose columns are large streams them: a block of samples is unfolded into one reused
+# buffer (at most STREAM_BLOCK_BYTES, or one sample: small enough to stay in cache), multiplied and
+# dropped, and the backward unfolds it again instead of caching N·C_in·K·L numbers. A whole-batch
+# unfold would write K times the input to main memory, and its GEMMs would read it back from there.
+# A 1×1 stride-1 layer's columns are the samples themselves: nothing is unfolded or folded.
+def _block_size(N, rows_in, L, itemsize):
+    """Samples per block: as many as fit in STREAM_BLOCK_BYTES of columns, at least 1, at most N."""
+    return max(1, min(N, STREAM_BLOCK_BYTES // (rows_in * L * itemsize)))
+
+
+def _block_cols(x, n0, n1, g, buf):
+    """Samples n0…n1−1's columns (S, G, C_in/G·K, L): x itself for a 1×1 stride-1 window, else unfolded
+    into the buffer's first S = n1 − n0 slots."""
+    S = n1 - n0
     if _is_pointwise(g):
-        return x[n].reshape(buf.shape)
-    return _unfold_fast(x[n:n + 1], g, True, buf, jit=True).reshape(buf.shape)
+        return x[n0:n1].reshape((S,) + buf.shape[1:])
+    return _unfold_fast(x[n0:n1], g, True, buf[:S], jit=True).reshape((S,) + buf.shape[1:])
 
 
 def _conv2d_streamed(x, w, b, g, G):
-    """y of conv2d one sample at a time: Y[n] = W X[n], X[n] unfolded into a reused buffer."""
+    """y of conv2d a block of samples at a time: Y[n] = W X[n], the block's X unfolded into a reused buffer."""
     N = x.shape[0]
     C_out, L = w.shape[0], g.oh * g.ow
     wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K): each group's filters as rows
     y = np.empty((N, G, C_out // G, L), dtype=x.dtype)  # (N, G, C_out/G, L)
-    buf = np.empty((G, wg.shape[2], L), dtype=x.dtype)  # one sample's columns (G, C_in/G·K, L)
-    for n in range(N):  # unfold one sample into the buffer, one GEMM per group into y[n]
-        np.matmul(wg, _sample_cols(x, n, g, buf), out=y[n])
+    B = _block_size(N, G * wg.shape[2], L, x.dtype.itemsize)
+    buf = np.empty((B, G, wg.shape[2], L), dtype=x.dtype)  # one block's columns (B, G, C_in/G·K, L)
+    for n0 in range(0, N, B):  # unfold a block into the buffer, one GEMM per sample and group into y
+        n1 = min(n0 + B, N)
+        np.matmul(wg, _block_cols(x, n0, n1, g, buf), out=y[n0:n1])
     if b is not None:
         y += b.reshape(G, C_out // G, 1)
     return y.reshape(N, C_out, g.oh, g.ow)
 
 
 def _conv2d_backward_streamed(dy, x, w, g):
-    """dx, dw of a streamed conv2d: the same dW = Σ_n dY[n] X[n]ᵀ and dx[n] = fold(Wᵀ dY[n]), one sample
-    at a time, X[n] unfolded again into a reused buffer."""
+    """dx, dw of a streamed conv2d: the same dW = Σ_n dY[n] X[n]ᵀ and dx[n] = fold(Wᵀ dY[n]), a block of
+    samples at a time, the block's X unfolded again into a reused buffer."""
     N, C_in, H, W = x.shape
     C_out, L = w.shape[0], g.oh * g.ow
     G = C_in // w.shape[1]
     wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K)
     dyg = dy.reshape(N, G, C_out // G, L)  # (N, G, C_out/G, L): each sample's groups as GEMM factors
-    dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n] is a fold's out
+    dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n0:n1] is a fold's out
     dwt = np.zeros(wg.swapaxes(-1, -2).shape, dtype=w.dtype)  # (G, C_in/G·K, C_out/G): dWᵀ, summed
-    part = np.empty_like(dwt)  # one sample's dWᵀ
-    buf = np.empty((G, wg.shape[2], L), dtype=x.dtype)  # one sample's columns, then its dX columns
-    for n in range(N):  # re-unfold the sample, add its dW, fold its dX
-        np.matmul(_sample_cols(x, n, g, buf), dyg[n].swapaxes(-1, -2), out=part)  # dWᵀ = X[n] dY[n]ᵀ
-        dwt += part  # (the transposed product: BLAS's faster orientation for these shapes)
+    B = _block_size(N, C_in * g.kh * g.kw, L, x.dtype.itemsize)
+    part = np.empty((B,) + dwt.shape, dtype=w.dtype)  # each sample's dWᵀ in the block
+    buf = np.empty((B, G, wg.shape[2], L), dtype=x.dtype)  # one block's columns, then its dX columns
+    for n0 in range(0, N, B):  # re-unfold the block, add its dW, fold its dX
+        n1 = min(n0 + B, N)
+        S = n1 - n0
+        np.matmul(_block_cols(x, n0, n1, g, buf), dyg[n0:n1].swapaxes(-1, -2), out=part[:S])  # X[n] dY[n]ᵀ
+        dwt += part[:S].sum(axis=0)  # (the transposed product: BLAS's faster orientation for these shapes)
         if _is_pointwise(g):  # Wᵀ dY[n] is dx[n] itself
-            np.matmul(wg.swapaxes(-1, -2), dyg[n], out=dx[n].reshape(buf.shape))
+            np.matmul(wg.swapaxes(-1, -2), dyg[n0:n1], out=dx[n0:n1].reshape((S,) + buf.shape[1:]))
             continue
-        np.matmul(wg.swapaxes(-1, -2), dyg[n], out=buf)  # Wᵀ dY[n], over the spent columns
-        _fold_fast(buf.reshape(1, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, True, dx[n:n + 1], jit=True)
+        np.matmul(wg.swapaxes(-1, -2), dyg[n0:n1], out=buf[:S])  # Wᵀ dY[n], over the spent columns
+        _fold_fast(buf[:S].reshape(S, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, True, dx[n0:n1], jit=True)
     return dx, np.ascontiguousarray(dwt.swapaxes(-1, -2)).reshape(w.shape)
 # end-conv-streamed
 

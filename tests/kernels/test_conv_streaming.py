@@ -32,16 +32,20 @@ def _run(x, w, b, opts, seed=1):
     return (y,) + F.conv2d_backward(dy, cache), cache
 
 
+@pytest.mark.parametrize("block", [1, 2, None])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("xs,co,k,opts", CASES)
-def test_streamed_matches_reference(xs, co, k, opts, dtype, rng, monkeypatch):
-    """Streamed (Numba unfold/fold, per-sample GEMMs) = the reference's whole-batch GEMMs (SCRATCHNET_JIT=0)."""
+def test_streamed_matches_reference(xs, co, k, opts, dtype, block, rng, monkeypatch):
+    """Streamed (Numba unfold/fold, per-sample GEMMs, blocks of 1, 2 — a short last block — or all
+    samples) = the reference's whole-batch GEMMs (SCRATCHNET_JIT=0)."""
     x, w, b = _inputs(rng, xs, co, k, opts, dtype)
     monkeypatch.setenv("SCRATCHNET_JIT", "0")
     ref, ref_cache = _run(x, w, b, opts)
     assert ref_cache.cols is not None
     monkeypatch.setenv("SCRATCHNET_JIT", "1")
     monkeypatch.setattr(routes, "STREAM_MIN_BATCH_BYTES", 0)  # every layer streams
+    if block is not None:
+        monkeypatch.setattr(routes, "_block_size", lambda N, *_: min(N, block))
     got, cache = _run(x, w, b, opts)
     assert cache.cols is None and cache.x is x
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -87,3 +91,12 @@ def test_route_chosen_by_batch_bytes(shape, co, k, pad, route, monkeypatch):
     _, cache = F.conv2d(x, w, None, padding=pad)
     assert ("streamed" if cache.cols is None else "whole batch") == route
     assert (cache.x is x) == (route == "streamed")
+
+
+@pytest.mark.parametrize("N,rows_in,L,itemsize,expected", [
+    (64, 25, 784, 4, 13),  # LeNet's C1: 78 KB of columns per sample, 13 per MiB
+    (32, 576, 1024, 4, 1),  # a ResNet 64-channel 3×3 layer at 32×32: one sample passes the budget
+    (3, 36, 72, 8, 3),  # a tiny layer: the whole batch in one block
+])
+def test_block_size(N, rows_in, L, itemsize, expected):
+    assert routes._block_size(N, rows_in, L, itemsize) == expected
