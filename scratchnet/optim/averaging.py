@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 
+from ..nn.layers import _BatchNorm
 from ..nn.module import Module, no_grad
 from .optimizers import _check_number
 
@@ -100,8 +101,6 @@ def update_batch_norm(model: Module, batches) -> int:
     means (and likewise the unbiased variances). Momentum and the training flag are restored
     afterwards. Returns the number of batches seen; a model without batch norm is left unchanged.
     """
-    from ..nn.layers import _BatchNorm
-
     layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     if not layers:
         return 0
