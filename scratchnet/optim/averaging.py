@@ -51,7 +51,7 @@ class ExponentialMovingAverage:
                 raise ValueError(f"ExponentialMovingAverage.update: parameter of shape {tuple(p.data.shape)} "
                                  f"no longer matches its average's {tuple(avg.shape)}")
             avg *= d  # d·θ̄
-            avg += (1.0 - d) * p.data  # + (1 − d)·θ, in place: no new array per step
+            avg += (1.0 - d) * p.data  # + (1 − d)·θ, into the same array (state_dict and applied() read it)
         self.updates += 1
 
     @contextlib.contextmanager
