@@ -5,7 +5,7 @@ size, K = KH·KW taps, L = OH·OW output positions. Images are (N, C, H, W); con
 (C_out, C_in/G, KH, KW) and transposed-conv weights (C_in, C_out/G, KH, KW), as in PyTorch.
 This file is the reference the chapter reads: the vectorised unfold/fold and the GEMM formulation.
 Each op makes one call into ``scratchnet/kernels/conv.py``, which picks the route (Numba loops,
-the 1×1 and whole-window shortcuts, streaming a large layer sample by sample).
+the 1×1 and whole-window shortcuts, streaming a large layer in blocks of samples).
 See chapters/05-convolution.md.
 """
 from __future__ import annotations
@@ -227,7 +227,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
     """
     _check_conv("conv2d", x, w, b, groups, 1, 0)
     g = _geometry("conv2d", x.shape[2:], w.shape[2:], stride, padding, dilation, x.shape)
-    # the whole batch's GEMMs below, or, for a large layer, streamed sample by sample (cols None)
+    # the whole batch's GEMMs below, or, for a large layer, streamed in blocks of samples (cols None)
     y, cols = _kernels.conv2d(x, w, b, g, groups, reference=_conv2d_gemm)
     # cols is K times the input: cached (not recomputed) when it is small, because re-unfolding costs
     # a full copy pass; a streamed layer caches x instead and unfolds each sample again

@@ -14,7 +14,7 @@ test_depthwise.py compare every pair):
 - conv2d: on that same Numba route a depthwise layer (groups = C_in > 1, C_out = m·C_in: G GEMMs of
   one row each, too small for BLAS) runs the direct loops of ``conv_loops.depthwise_*_kernel``;
   a layer whose columns are large (STREAM_MIN_SAMPLE_COLS numbers per sample, or STREAM_MIN_BATCH_BYTES
-  for the whole batch) is streamed sample by sample, caching x instead of the columns; every other
+  for the whole batch) is streamed in blocks of samples, caching x instead of the columns; every other
   layer runs the reference's whole-batch GEMMs.
 
 The timings behind the thresholds are in ``benchmarks/bench_conv.py``.
@@ -149,7 +149,7 @@ def _fold_fast(cols, g, H, W, batch_first, out, jit):
 
 # -- conv2d: the whole batch, or streamed ------------------------------------------------------------
 def _streamed(N, rows_in, L, itemsize):
-    """True when conv2d streams the batch sample by sample: ≥ STREAM_MIN_SAMPLE_COLS column entries per
+    """True when conv2d streams the batch in blocks of samples: ≥ STREAM_MIN_SAMPLE_COLS column entries per
     sample, or more than STREAM_MIN_BATCH_BYTES of columns for the whole batch."""
     return rows_in * L >= STREAM_MIN_SAMPLE_COLS or N * rows_in * L * itemsize > STREAM_MIN_BATCH_BYTES
 
@@ -207,7 +207,7 @@ def _conv2d_streamed(x, w, b, g, G):
     C_out, L = w.shape[0], g.oh * g.ow
     wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K): each group's filters as rows
     y = np.empty((N, G, C_out // G, L), dtype=x.dtype)  # (N, G, C_out/G, L)
-    B = _block_size(N, G * wg.shape[2], L, x.dtype.itemsize)
+    B = _block_size(N, x.shape[1] * g.kh * g.kw, L, x.dtype.itemsize)  # C_in·K rows of columns per sample
     buf = np.empty((B, G, wg.shape[2], L), dtype=x.dtype)  # one block's columns (B, G, C_in/G·K, L)
     for n0 in range(0, N, B):  # unfold a block into the buffer, one GEMM per sample and group into y
         n1 = min(n0 + B, N)
@@ -227,7 +227,7 @@ def _conv2d_backward_streamed(dy, x, w, g):
     dyg = dy.reshape(N, G, C_out // G, L)  # (N, G, C_out/G, L): each sample's groups as GEMM factors
     dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n0:n1] is a fold's out
     dwt = np.zeros(wg.swapaxes(-1, -2).shape, dtype=w.dtype)  # (G, C_in/G·K, C_out/G): dWᵀ, summed
-    B = _block_size(N, C_in * g.kh * g.kw, L, x.dtype.itemsize)
+    B = _block_size(N, C_in * g.kh * g.kw, L, x.dtype.itemsize)  # the forward's blocks
     part = np.empty((B,) + dwt.shape, dtype=w.dtype)  # each sample's dWᵀ in the block
     buf = np.empty((B, G, wg.shape[2], L), dtype=x.dtype)  # one block's columns, then its dX columns
     for n0 in range(0, N, B):  # re-unfold the block, add its dW, fold its dX
