@@ -24,6 +24,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..backend import device_of, get_array_module, is_cupy, to_device
+from ..kernels import optim as fused
 from ..nn.module import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop"]
@@ -275,6 +276,12 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = xp.zeros_like(p.data)  # v̂₀ = 0
         state["step"] = t = state["step"] + 1
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        bias_correction1 = 1.0 - beta1 ** t
+        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** t)
+        step_size = self.lr / bias_correction1
+        if fused.adam_update(p.data, grad, m, v, state.get("max_exp_avg_sq") if amsgrad else None, beta1=beta1,
+                             beta2=beta2, step_size=step_size, bias_correction2_sqrt=bias_correction2_sqrt, eps=eps):
+            return  # the same update in one fused pass (kernels/optim.py); the lines below are its reference
         m *= beta1
         m += (1.0 - beta1) * grad  # m_t = β₁ m + (1 − β₁) g
         grad_sq = grad * grad  # g² (same shape as p)
@@ -286,9 +293,6 @@ class Adam(Optimizer):
             xp.maximum(v_hat, v, out=v_hat)  # v̂_t = max(v̂_{t−1}, v_t)
         else:
             v_hat = v
-        bias_correction1 = 1.0 - beta1 ** t
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** t)
-        step_size = self.lr / bias_correction1
         denom = xp.sqrt(v_hat)  # (same shape as p)
         denom /= bias_correction2_sqrt
         denom += eps  # √v̂ / √(1 − β₂ᵗ) + ε
