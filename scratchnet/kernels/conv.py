@@ -14,8 +14,10 @@ test_depthwise.py compare every pair):
 - conv2d: on that same Numba route a depthwise layer (groups = C_in > 1, C_out = m·C_in: G GEMMs of
   one row each, too small for BLAS) runs the direct loops of ``conv_loops.depthwise_*_kernel``;
   a layer whose columns are large (STREAM_MIN_SAMPLE_COLS numbers per sample, or STREAM_MIN_BATCH_BYTES
-  for the whole batch) is streamed in blocks of samples, caching x instead of the columns; every other
-  layer runs the reference's whole-batch GEMMs.
+  for the whole batch), or a stride-1 layer of at most WIDE_MAX_FILTERS filters per group, is streamed
+  in blocks of samples, caching x instead of the columns — a stride-1 layer's blocks as wide columns
+  (``conv_loops.unfold_wide_kernel``: one contiguous copy per tap, the outputs past OW in each row
+  computed and dropped); every other layer runs the reference's whole-batch GEMMs.
 
 The timings behind the thresholds are in ``benchmarks/bench_conv.py``.
 """
@@ -28,7 +30,7 @@ from ..backend import get_array_module
 from . import conv_loops
 
 __all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS",
-           "STREAM_MIN_BATCH_BYTES", "STREAM_BLOCK_BYTES", "DEPTHWISE_PARALLEL_MIN_MACS"]
+           "STREAM_MIN_BATCH_BYTES", "STREAM_BLOCK_BYTES", "WIDE_MAX_FILTERS", "DEPTHWISE_PARALLEL_MIN_MACS"]
 
 # unfold/fold are copies between BLAS calls, and a parallel region leaves its workers spinning while
 # the next GEMM wants the cores: only inputs far bigger than a ResNet layer's use the parallel kernels
@@ -45,6 +47,10 @@ STREAM_MIN_BATCH_BYTES = 1 << 22
 # core's L2 cache and runs the Python loop once per block instead of once per sample; a layer whose
 # single sample passes this streams one sample at a time
 STREAM_BLOCK_BYTES = 1 << 20
+# filters per group up to which a stride-1 layer streams wide columns at any size: its GEMM does only
+# 2·C_out/G flops per unfolded number, so the copies weigh more than the whole batch's two-thread GEMM
+# gains (LeNet's C3, 16 filters at batch 64: 2.49 → 1.77 ms; 32 filters of 3×3 at 16×16: 19.7 → 22.8 ms)
+WIDE_MAX_FILTERS = 16
 # multiply-adds (N·C_out·L·K) from which the depthwise loops run in parallel: a thread team costs more
 # than a small layer's whole work (gradient checks, tiny batches)
 DEPTHWISE_PARALLEL_MIN_MACS = 1 << 20
@@ -148,10 +154,14 @@ def _fold_fast(cols, g, H, W, batch_first, out, jit):
 
 
 # -- conv2d: the whole batch, or streamed ------------------------------------------------------------
-def _streamed(N, rows_in, L, itemsize):
+def _streamed(x, w, g, groups):
     """True when conv2d streams the batch in blocks of samples: ≥ STREAM_MIN_SAMPLE_COLS column entries per
-    sample, or more than STREAM_MIN_BATCH_BYTES of columns for the whole batch."""
-    return rows_in * L >= STREAM_MIN_SAMPLE_COLS or N * rows_in * L * itemsize > STREAM_MIN_BATCH_BYTES
+    sample, more than STREAM_MIN_BATCH_BYTES of columns for the whole batch, or a stride-1 layer of at
+    most WIDE_MAX_FILTERS filters per group (wide columns, ``_is_wide``)."""
+    N, rows_in, L = x.shape[0], x.shape[1] * g.kh * g.kw, g.oh * g.ow  # rows_in = C_in·K
+    if rows_in * L >= STREAM_MIN_SAMPLE_COLS or N * rows_in * L * x.dtype.itemsize > STREAM_MIN_BATCH_BYTES:
+        return True
+    return _is_wide(g) and w.shape[0] // groups <= WIDE_MAX_FILTERS
 
 
 def _is_depthwise(x, w):
@@ -166,7 +176,7 @@ def conv2d(x, w, b, g, groups, *, reference):
     whole batch's GEMMs."""
     if jit_route(x, w, b) and _is_depthwise(x, w):
         return _depthwise(x, w, b, g), None
-    if jit_route(x, w) and _streamed(x.shape[0], x.shape[1] * g.kh * g.kw, g.oh * g.ow, x.dtype.itemsize):
+    if jit_route(x, w) and _streamed(x, w, g, groups):
         return _conv2d_streamed(x, w, b, g, groups), None
     return reference(x, w, b, g, groups)
 
@@ -201,13 +211,22 @@ def _block_cols(x, n0, n1, g, buf):
     return _unfold_fast(x[n0:n1], g, True, buf[:S], jit=True).reshape((S,) + buf.shape[1:])
 
 
+def _is_wide(g):
+    """Stride 1, a window to unfold, and at most one dropped output per two kept in a wide row
+    (dw·(KW − 1) ≤ OW/2; LeNet's C5, one output per row, is not): the layer streams wide columns
+    (``conv_loops.unfold_wide_kernel``: one contiguous copy per tap)."""
+    return g.sh == g.sw == 1 and not _is_pointwise(g) and 2 * g.dw * (g.kw - 1) <= g.ow
+
+
 def _conv2d_streamed(x, w, b, g, G):
     """y of conv2d a block of samples at a time: Y[n] = W X[n], the block's X unfolded into a reused buffer."""
     N = x.shape[0]
     C_out, L = w.shape[0], g.oh * g.ow
     wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K): each group's filters as rows
-    y = np.empty((N, G, C_out // G, L), dtype=x.dtype)  # (N, G, C_out/G, L)
+    if _is_wide(g):
+        return _conv2d_wide(x, wg, b, g)
     B = _block_size(N, x.shape[1] * g.kh * g.kw, L, x.dtype.itemsize)  # C_in·K rows of columns per sample
+    y = np.empty((N, G, C_out // G, L), dtype=x.dtype)  # (N, G, C_out/G, L)
     buf = np.empty((B, G, wg.shape[2], L), dtype=x.dtype)  # one block's columns (B, G, C_in/G·K, L)
     for n0 in range(0, N, B):  # unfold a block into the buffer, one GEMM per sample and group into y
         n1 = min(n0 + B, N)
@@ -224,10 +243,12 @@ def _conv2d_backward_streamed(dy, x, w, g):
     C_out, L = w.shape[0], g.oh * g.ow
     G = C_in // w.shape[1]
     wg = w.reshape(G, C_out // G, -1)  # (G, C_out/G, C_in/G·K)
+    if _is_wide(g):
+        return _conv2d_backward_wide(dy, x, wg, g)
+    B = _block_size(N, C_in * g.kh * g.kw, L, x.dtype.itemsize)  # the forward's blocks
     dyg = dy.reshape(N, G, C_out // G, L)  # (N, G, C_out/G, L): each sample's groups as GEMM factors
     dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n0:n1] is a fold's out
     dwt = np.zeros(wg.swapaxes(-1, -2).shape, dtype=w.dtype)  # (G, C_in/G·K, C_out/G): dWᵀ, summed
-    B = _block_size(N, C_in * g.kh * g.kw, L, x.dtype.itemsize)  # the forward's blocks
     part = np.empty((B,) + dwt.shape, dtype=w.dtype)  # each sample's dWᵀ in the block
     buf = np.empty((B, G, wg.shape[2], L), dtype=x.dtype)  # one block's columns, then its dX columns
     for n0 in range(0, N, B):  # re-unfold the block, add its dW, fold its dX
@@ -241,6 +262,63 @@ def _conv2d_backward_streamed(dy, x, w, g):
         np.matmul(wg.swapaxes(-1, -2), dyg[n0:n1], out=buf[:S])  # Wᵀ dY[n], over the spent columns
         _fold_fast(buf[:S].reshape(S, C_in, g.kh, g.kw, g.oh, g.ow), g, H, W, True, dx[n0:n1], jit=True)
     return dx, np.ascontiguousarray(dwt.swapaxes(-1, -2)).reshape(w.shape)
+
+
+# A stride-1 layer streams wide columns: rows of Wp = W + 2pw outputs, the last Wp − OW of each row
+# computed and dropped, so that every tap's block is one contiguous copy of the padded plane (see
+# ``conv_loops.unfold_wide_kernel``). The backward writes dy into the same wide rows, zeros in the
+# dropped columns: they then add nothing to dW, and fold back nothing.
+def _conv2d_wide(x, wg, b, g):
+    """y of a streamed stride-1 conv2d: per block, Y[n] = W X[n] on wide columns, then each row's OW outputs."""
+    N, C_in, H, W = x.shape
+    G, Cg, R = wg.shape  # Cg = C_out/G filters of R = C_in/G·K taps per group
+    Wp = W + 2 * g.pw
+    Lw = g.oh * Wp  # wide outputs per channel
+    x = np.ascontiguousarray(x)
+    y = np.empty((N, G * Cg, g.oh, g.ow), dtype=x.dtype)  # (N, C_out, OH, OW)
+    B = _block_size(N, C_in * g.kh * g.kw, Lw, x.dtype.itemsize)
+    buf = np.empty((B, G, R, Lw), dtype=x.dtype)  # one block's wide columns
+    yw = np.empty((B, G, Cg, Lw), dtype=x.dtype)  # one block's wide outputs
+    pad = np.empty((H + 2 * g.ph) * Wp, dtype=x.dtype)  # one padded plane (scratch)
+    for n0 in range(0, N, B):  # unfold a block wide, one GEMM per sample and group, keep OW of each row
+        n1 = min(n0 + B, N)
+        S = n1 - n0
+        conv_loops.unfold_wide_kernel(x[n0:n1], buf[:S].reshape(S, G * R, Lw), True, g.kh, g.kw, Wp, g.ph, g.pw,
+                                      g.dh, g.dw, pad)
+        np.matmul(wg, buf[:S], out=yw[:S])
+        y[n0:n1] = yw[:S].reshape(S, G * Cg, g.oh, Wp)[..., :g.ow]
+    if b is not None:
+        y += b.reshape(G * Cg, 1, 1)
+    return y
+
+
+def _conv2d_backward_wide(dy, x, wg, g):
+    """dx, dw of ``_conv2d_wide``: per block, the wide columns again, dWᵀ += X dYᵀ, dX = Wᵀ dY folded."""
+    N, C_in, H, W = x.shape
+    G, Cg, R = wg.shape
+    Wp = W + 2 * g.pw
+    Lw = g.oh * Wp
+    x = np.ascontiguousarray(x)
+    dx = np.empty(x.shape, dtype=x.dtype)  # (N, C_in, H, W), C-contiguous: dx[n0:n1] is a fold's out
+    dwt = np.zeros((G, R, Cg), dtype=wg.dtype)  # dWᵀ, summed over the samples
+    B = _block_size(N, C_in * g.kh * g.kw, Lw, x.dtype.itemsize)  # the forward's blocks
+    buf = np.empty((B, G, R, Lw), dtype=x.dtype)  # one block's wide columns, then its dX columns
+    part = np.empty((B, G, R, Cg), dtype=wg.dtype)  # each sample's dWᵀ in the block
+    dyw = np.zeros((B, G * Cg, g.oh, Wp), dtype=x.dtype)  # one block's dy in wide rows: the dropped columns stay 0
+    pad = np.empty((H + 2 * g.ph) * Wp, dtype=x.dtype)  # one padded plane (scratch)
+    for n0 in range(0, N, B):  # re-unfold the block, add its dW, fold its dX
+        n1 = min(n0 + B, N)
+        S = n1 - n0
+        conv_loops.unfold_wide_kernel(x[n0:n1], buf[:S].reshape(S, G * R, Lw), True, g.kh, g.kw, Wp, g.ph, g.pw,
+                                      g.dh, g.dw, pad)
+        dyw[:S, :, :, :g.ow] = dy[n0:n1]
+        dys = dyw[:S].reshape(S, G, Cg, Lw)
+        np.matmul(buf[:S], dys.swapaxes(-1, -2), out=part[:S])  # X[n] dY[n]ᵀ
+        dwt += part[:S].sum(axis=0)
+        np.matmul(wg.swapaxes(-1, -2), dys, out=buf[:S])  # Wᵀ dY[n], over the spent columns
+        conv_loops.fold_wide_kernel(buf[:S].reshape(S, G * R, Lw), dx[n0:n1], True, g.kh, g.kw, Wp, g.ph, g.pw,
+                                    g.dh, g.dw, pad)
+    return dx, np.ascontiguousarray(dwt.swapaxes(-1, -2)).reshape(G * Cg, C_in // G, g.kh, g.kw)
 # end-conv-streamed
 
 

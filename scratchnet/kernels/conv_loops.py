@@ -20,7 +20,8 @@ import numpy as np
 
 from .._jit import njit, prange
 
-__all__ = ["unfold_kernel", "unfold_kernel_serial", "fold_kernel", "fold_kernel_serial",
+__all__ = ["unfold_kernel", "unfold_kernel_serial", "fold_kernel", "fold_kernel_serial", "unfold_wide_kernel",
+           "fold_wide_kernel",
            "depthwise_forward_kernel", "depthwise_backward_input_kernel", "depthwise_backward_weight_kernel",
            "depthwise_forward_kernel_serial", "depthwise_backward_input_kernel_serial",
            "depthwise_backward_weight_kernel_serial"]
@@ -134,6 +135,87 @@ unfold_kernel_serial = njit(_unfold_kernel)  # the same loops on one thread: sma
 
 fold_kernel = njit(parallel=True)(_fold_kernel)  # prange over planes: for big inputs
 fold_kernel_serial = njit(_fold_kernel)  # the same loops on one thread: small inputs, busy machines
+
+
+# -- wide columns: stride 1, any padding and dilation -----------------------------------------------
+# With stride 1 the output can be laid out "wide": rows of Wp = W + 2pw numbers instead of OW, the
+# columns past OW computed and discarded. Tap (i, j) then reads the zero-padded plane x_pad
+# (Hp = H + 2ph rows of Wp) at the fixed offset i·dh·Wp + j·dw with unit stride, so its block of
+# columns is ONE contiguous copy of Lw = OH·Wp numbers, where the exact layout needs OH copies of OW
+# (LeNet's C3: one copy of 140 numbers per tap instead of ten of ten). The GEMM does Wp/OW times the
+# work (C3 1.4×, a padded 32×32 layer 1.06×). A valid output never reads past the padded plane; a
+# discarded one may, and reads zero there.
+@njit
+def _pad_plane(src, buf, H, W, Wp, ph, pw):
+    """buf[(h + ph)·Wp + w + pw] = src[h·W + w]: the (H·W,) plane zero-padded into the (Hp·Wp,) buffer."""
+    buf[:] = 0
+    for h in range(H):  # one row of the plane
+        d_row = buf[(h + ph) * Wp + pw:(h + ph) * Wp + pw + W]
+        s_row = src[h * W:(h + 1) * W]
+        for t in range(W):
+            d_row[t] = s_row[t]
+
+
+@njit
+def unfold_wide_kernel(x, cols3, batch_first, KH, KW, Wp, ph, pw, dh, dw, pad):
+    """cols[n, c·K + i·KW + j, t] = x_pad[n, c][t + i·dh·Wp + j·dw] for t < Lw = OH·Wp (0 past the plane).
+
+    x (N, C, H, W) C-contiguous; cols3 (N, C·K, Lw) if batch_first else (C·K, N, Lw), C-contiguous,
+    written in full; pad (Hp·Wp,) scratch.
+    """
+    N, C, H, W = x.shape
+    K, Lw = KH * KW, cols3.shape[2]
+    P = (H + 2 * ph) * Wp  # numbers in a padded plane
+    x3 = x.reshape(N, C, H * W)  # (N, C, HW) view
+    padded = ph > 0 or pw > 0
+    for n in range(N):  # samples
+        for c in range(C):  # channels: one (padded) plane each
+            plane = x3[n, c]  # (HW,) view, or its padded copy
+            if padded:
+                _pad_plane(plane, pad, H, W, Wp, ph, pw)
+                plane = pad
+            for i in range(KH):  # kernel row
+                for j in range(KW):  # kernel column: one contiguous copy
+                    off = i * dh * Wp + j * dw
+                    m = min(Lw, P - off)  # numbers inside the plane
+                    r = c * K + i * KW + j
+                    dst = cols3[n, r] if batch_first else cols3[r, n]  # (Lw,) view: tap (i, j)'s block
+                    src = plane[off:off + m]
+                    for t in range(m):
+                        dst[t] = src[t]
+                    for t in range(m, Lw):  # discarded outputs past the plane
+                        dst[t] = 0
+
+
+@njit
+def fold_wide_kernel(cols3, dx, batch_first, KH, KW, Wp, ph, pw, dh, dw, pad):
+    """dx[n, c, h, w] = Σ_{i, j} cols3[n, c·K + i·KW + j, (h + ph − i·dh)·Wp + w + pw − j·dw] over the taps
+    that read (h, w): the adjoint of ``unfold_wide_kernel`` when the discarded columns hold zeros.
+
+    cols3 as there; dx (N, C, H, W) C-contiguous, written in full; pad (Hp·Wp,) scratch.
+    """
+    N, C, H, W = dx.shape
+    K, Lw = KH * KW, cols3.shape[2]
+    P = (H + 2 * ph) * Wp
+    d3 = dx.reshape(N, C, H * W)  # (N, C, HW) view
+    for n in range(N):  # samples
+        for c in range(C):  # channels: accumulate the padded plane, then keep its interior
+            pad[:] = 0
+            for i in range(KH):  # kernel row
+                for j in range(KW):  # kernel column: one contiguous accumulation
+                    off = i * dh * Wp + j * dw
+                    m = min(Lw, P - off)
+                    r = c * K + i * KW + j
+                    src = cols3[n, r] if batch_first else cols3[r, n]  # (Lw,) view
+                    dst = pad[off:off + m]
+                    for t in range(m):
+                        dst[t] += src[t]
+            dst = d3[n, c]  # (HW,) view
+            for h in range(H):  # the interior of the padded plane
+                d_row = dst[h * W:(h + 1) * W]
+                s_row = pad[(h + ph) * Wp + pw:(h + ph) * Wp + pw + W]
+                for t in range(W):
+                    d_row[t] = s_row[t]
 
 
 # -- depthwise: groups = C, each output channel o = c·m + k reads input channel c alone -------------

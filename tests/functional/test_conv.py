@@ -192,10 +192,11 @@ def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
 
 @pytest.mark.parametrize("jit", ["1", "0"])
 def test_route_chosen_by_size(jit, rng, monkeypatch):
-    """A ResNet 64-channel 3×3 layer at 32×32 streams (caches x, no columns); LeNet's C3 and 64 channels
-    at 7×7 unfold the whole batch (cache the columns, not x). SCRATCHNET_JIT=0: the whole batch always."""
+    """A ResNet 64-channel 3×3 layer at 32×32 streams (caches x, no columns), and so does LeNet's C3 (16
+    filters, stride 1: wide columns); 64 channels at 7×7 unfold the whole batch (cache the columns, not x).
+    SCRATCHNET_JIT=0: the whole batch always."""
     monkeypatch.setenv("SCRATCHNET_JIT", jit)
-    for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "whole batch"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
+    for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "streamed"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
                                      ((2, 64, 7, 7), 64, 3, 1, "whole batch")]:
         route = route if jit == "1" else "whole batch"
         x = rng.standard_normal(shape).astype(np.float32)
