@@ -32,6 +32,11 @@ backward, median of interleaved rounds; rerun these workloads to check them on a
   stops a layer from holding K copies of its input until the backward: one ResNet-20 training step at
   batch 128 peaked at 759 MiB of RSS with the cached columns, 200 MiB without (PyTorch 237 MiB;
   ``python -m benchmarks.memory``). A 1×1 stride-1 layer streams with x[n] as its columns (no copy).
+- Wide columns (stride 1: output rows W + 2pw long, one contiguous copy per tap), two idle threads on
+  an Intel Xeon (AVX-512), fwd+bwd, whole batch → streamed wide: LeNet C3 at N 64 2.49 → 1.77 ms, at
+  N 8 0.38 → 0.24 ms, 16→16 3×3 at 28², N 128 32.0 → 25.0 ms; but 32→32 3×3 at 16², N 128 19.7 → 22.8 ms
+  and 64→64 at 8², N 64 7.65 → 8.98 ms: hence WIDE_MAX_FILTERS = 16 for streaming a small stride-1
+  layer; the ResNet 64→64 layer (already streamed) 49.8 → 49.9 ms. Exact streamed C1 1.27 → wide 1.20.
 - The streamed backward computes dWᵀ = X[n] dY[n]ᵀ into a reused buffer instead of dY[n] X[n]ᵀ: for
   the ResNet layer's (64 × 1024) · (1024 × 576) shapes OpenBLAS runs the transposed product at
   ~86 GFLOP/s against ~65 (one thread), and the backward went 80 → 69 ms. The other orientations were

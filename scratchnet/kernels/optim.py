@@ -27,6 +27,7 @@ def adam_update(p, g, m, v, v_max, *, beta1, beta2, step_size, bias_correction2_
     if any(a.dtype != p.dtype or a.shape != p.shape or not a.flags.c_contiguous for a in arrays):
         return False
     flat = [a.reshape(-1) for a in arrays]  # views: contiguous
+    # without AMSGrad the kernel never reads its v_max argument: v stands in for it (no allocation)
     K.adam_update_kernel(flat[0], flat[1], flat[2], flat[3], flat[4] if v_max is not None else flat[3],
                          v_max is not None, float(beta1), float(beta2), float(step_size),
                          float(bias_correction2_sqrt), float(eps))
