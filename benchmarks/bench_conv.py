@@ -37,6 +37,24 @@ backward, median of interleaved rounds; rerun these workloads to check them on a
   N 8 0.38 → 0.24 ms, 16→16 3×3 at 28², N 128 32.0 → 25.0 ms; but 32→32 3×3 at 16², N 128 19.7 → 22.8 ms
   and 64→64 at 8², N 64 7.65 → 8.98 ms: hence WIDE_MAX_FILTERS = 16 for streaming a small stride-1
   layer; the ResNet 64→64 layer (already streamed) 49.8 → 49.9 ms. Exact streamed C1 1.27 → wide 1.20.
+- Winograd F(4×4, 3×3) for 3×3 stride-1 layers (``scratchnet/kernels/winograd.py``), two idle
+  threads on an Intel Xeon (AVX-512), fwd+bwd, float32, medians of 7 alternated rounds, the columns'
+  route (whole batch or streamed, whichever the layer took) → Winograd: ResNet 64→64 at 32², N 32
+  46.4 → 25.4 ms; 16→16 at 28², N 128 25.4 → 14.7; 16→16 at 32², N 128 33.1 → 20.1; 32→32 at 14²
+  16.2 → 12.3; at 16² 24.7 → 12.3; 64→64 at 7², N 128 16.0 → 9.7; at 8² 17.4 → 10.5; 128→128 at 16²,
+  N 32 37.6 → 19.2; 128→128 at 8², N 64 26.0 → 14.5; 256→256 at 4², N 32 27.2 → 13.5; 24→24 at 32²,
+  N 32 12.9 → 8.3; 64→64 at 56², N 8 30.1 → 18.5. Small layers (N 64 at 32² unless noted): 8→16 8.95 →
+  5.61, 12→12 12.4 → 6.2, 8→8 4.04 → 4.09, 16→4 5.40 → 5.64, 4→16 3.18 → 4.43, 3→16 (N 128) 5.19 →
+  8.12, 1→16 at 28² (N 128) 2.84 → 8.50, 6→16 at 14² 1.19 → 1.54: hence WINOGRAD_MIN_CHANNELS = 8 and
+  WINOGRAD_MIN_PLANES = 128. Keeping the tiles for the backward (WINOGRAD_CACHE_BYTES) saved one
+  transform pass, 29.5 → 26.5 ms for the ResNet layer with the filters kept too. What the transforms
+  cost there (ms, of 26.5): input tiles 3.3, output 2.2, their transposes 2.1 and 4.7, the 108 GEMMs
+  ~10. Tried and dropped: splitting each plane by column phase so every pass is unit-stride (slower,
+  4.6 against 3.2 ms for the input tiles: the loops of 8 to 9 tiles are too short); the transforms in
+  parallel over channels (no faster with OMP_WAIT_POLICY=PASSIVE, and 44-92 ms instead of 36 by
+  default, the OpenMP and OpenBLAS threads spinning against each other); the planes C·T apart (a power
+  of two for the ResNet layer: the six streams of a pass then share cache sets; C·T + 16 apart the
+  input tiles took 2.9 instead of 4.6 ms).
 - The streamed backward computes dWᵀ = X[n] dY[n]ᵀ into a reused buffer instead of dY[n] X[n]ᵀ: for
   the ResNet layer's (64 × 1024) · (1024 × 576) shapes OpenBLAS runs the transposed product at
   ~86 GFLOP/s against ~65 (one thread), and the backward went 80 → 69 ms. The other orientations were

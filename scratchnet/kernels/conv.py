@@ -12,7 +12,9 @@ test_depthwise.py compare every pair):
   the parallel ones from UNFOLD_PARALLEL_MIN_SIZE column entries; else the reference (CuPy,
   float16, ``SCRATCHNET_JIT=0``).
 - conv2d: on that same Numba route a depthwise layer (groups = C_in > 1, C_out = m·C_in: G GEMMs of
-  one row each, too small for BLAS) runs the direct loops of ``conv_loops.depthwise_*_kernel``;
+  one row each, too small for BLAS) runs the direct loops of ``conv_loops.depthwise_*_kernel``; a 3×3
+  stride-1 layer with enough channels takes Winograd's F(4×4, 3×3) (``winograd.py``: 36 GEMMs on
+  transformed tiles, 2.25× fewer multiply-adds, its tiles cached instead of columns or x);
   a layer whose columns are large (STREAM_MIN_SAMPLE_COLS numbers per sample, or STREAM_MIN_BATCH_BYTES
   for the whole batch), or a stride-1 layer of at most WIDE_MAX_FILTERS filters per group, is streamed
   in blocks of samples, caching x instead of the columns — a stride-1 layer's blocks as wide columns
@@ -27,7 +29,7 @@ import numpy as np
 
 from .._jit import jit_route
 from ..backend import get_array_module
-from . import conv_loops
+from . import conv_loops, winograd
 
 __all__ = ["unfold", "fold", "conv2d", "conv2d_backward", "UNFOLD_PARALLEL_MIN_SIZE", "STREAM_MIN_SAMPLE_COLS",
            "STREAM_MIN_BATCH_BYTES", "STREAM_BLOCK_BYTES", "WIDE_MAX_FILTERS", "DEPTHWISE_PARALLEL_MIN_MACS"]
@@ -176,6 +178,8 @@ def conv2d(x, w, b, g, groups, *, reference):
     whole batch's GEMMs."""
     if jit_route(x, w, b) and _is_depthwise(x, w):
         return _depthwise(x, w, b, g), None
+    if jit_route(x, w, b) and winograd.is_winograd(x, w, g, groups):
+        return winograd.conv2d_winograd(x, w, b, g)  # the tiles, or None (x kept)
     if jit_route(x, w) and _streamed(x, w, g, groups):
         return _conv2d_streamed(x, w, b, g, groups), None
     return reference(x, w, b, g, groups)
@@ -186,6 +190,10 @@ def conv2d_backward(dy, cache, *, reference):
     depthwise, streamed, or ``reference(dy, cols, w, g, x_shape)``."""
     if cache.cols is None and _is_depthwise(cache.x, cache.w):
         return _depthwise_backward(dy, cache.x, cache.w, cache.g)
+    if isinstance(cache.cols, winograd.WinogradTiles):
+        return winograd.conv2d_winograd_backward(dy, None, cache.w, cache.g, tiles=cache.cols)
+    if cache.cols is None and winograd.is_winograd(cache.x, cache.w, cache.g, cache.x.shape[1] // cache.w.shape[1]):
+        return winograd.conv2d_winograd_backward(dy, cache.x, cache.w, cache.g)
     if cache.cols is None:
         return _conv2d_backward_streamed(dy, cache.x, cache.w, cache.g)
     return reference(dy, cache.cols, cache.w, cache.g, cache.x_shape)

@@ -8,6 +8,7 @@ from scratchnet.functional.conv import Geometry, _fold_ref, _unfold_ref, col2im,
 from scratchnet.gradcheck import assert_gradients
 from scratchnet.gradcheck.cases.conv import CONV_CONFIGS, TRANSPOSE_CONFIGS, conv_inputs, transpose_inputs
 from scratchnet.kernels import conv as routes
+from scratchnet.kernels.winograd import WinogradTiles
 
 
 @pytest.mark.parametrize("xs,co,k,opts", CONV_CONFIGS)
@@ -192,17 +193,21 @@ def test_streamed_conv_gradcheck(xs, co, k, opts, rng, monkeypatch):
 
 @pytest.mark.parametrize("jit", ["1", "0"])
 def test_route_chosen_by_size(jit, rng, monkeypatch):
-    """A ResNet 64-channel 3×3 layer at 32×32 streams (caches x, no columns), and so does LeNet's C3 (16
-    filters, stride 1: wide columns); 64 channels at 7×7 unfold the whole batch (cache the columns, not x).
+    """A 3×3 stride-1 layer with enough channels takes Winograd (caches its tiles); a large layer that does
+    not (64 → 4 channels at 32×32) streams (caches x, no columns), and so does LeNet's C3 (16 filters,
+    stride 1: wide columns); a small strided layer unfolds the whole batch (caches the columns, not x).
     SCRATCHNET_JIT=0: the whole batch always."""
     monkeypatch.setenv("SCRATCHNET_JIT", jit)
-    for shape, co, k, pad, route in [((2, 6, 14, 14), 16, 5, 0, "streamed"), ((2, 64, 32, 32), 8, 3, 1, "streamed"),
-                                     ((2, 64, 7, 7), 64, 3, 1, "whole batch")]:
+    for shape, co, k, opts, route in [((2, 6, 14, 14), 16, 5, dict(), "streamed"),
+                                      ((2, 64, 32, 32), 4, 3, dict(padding=1), "streamed"),
+                                      ((2, 64, 7, 7), 64, 3, dict(padding=1), "winograd"),
+                                      ((2, 64, 7, 7), 64, 3, dict(padding=1, stride=2), "whole batch")]:
         route = route if jit == "1" else "whole batch"
         x = rng.standard_normal(shape).astype(np.float32)
         w = rng.standard_normal((co, shape[1], k, k)).astype(np.float32)
-        _, cache = F.conv2d(x, w, None, padding=pad)
-        got = "streamed" if cache.cols is None else "whole batch"
+        _, cache = F.conv2d(x, w, None, **opts)
+        got = ("streamed" if cache.cols is None else "winograd" if isinstance(cache.cols, WinogradTiles)
+               else "whole batch")
         assert got == route, (shape, got)
         assert (cache.x is x) == (route == "streamed")
 

@@ -76,6 +76,15 @@ def conv2d_nobias_case():
                           title="conv2d[no bias]", **o)
 
 
+@register_case("conv.conv2d[winograd]")
+def conv2d_winograd_cases():
+    """3×3 stride-1 layers with enough channels (8 → 16) take the Winograd route on the Numba path
+    (``kernels/winograd.py``): odd sizes, padding 1 and 2."""
+    r = _rng()
+    return [check_function(F.conv2d, F.conv2d_backward, conv_inputs(xs, 16, (3, 3), o, r), title=f"conv2d[winograd]{o}",
+                           **o) for xs, o in [((2, 8, 6, 7), dict(padding=1)), ((1, 8, 5, 4), dict(padding=2))]]
+
+
 @register_case("conv.conv_transpose2d")
 def conv_transpose2d_cases():
     r = _rng()
