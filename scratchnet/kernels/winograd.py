@@ -61,6 +61,7 @@ def _planes(C, T, dtype):
 
 
 def _consts(dtype):
+    """The transforms' constants 2, 4, 5, 8 in the arrays' dtype (the kernels' ``consts``)."""
     return np.array([2, 4, 5, 8], dtype=dtype)
 
 
@@ -163,11 +164,12 @@ def conv2d_winograd_backward(dy, x, w, g, tiles=None):
 
 
 # -- the vectorised references of the four tile transforms ---------------------------------------
-def _tile_view(xp_, TH, TW):
-    """(N, C, TH, TW, 6, 6) view of the 6×6 tiles of padded planes (N, C, 4TH + 2, 4TW + 2)."""
-    N, C, Hp, Wp = xp_.shape
-    s = xp_.strides
-    return np.lib.stride_tricks.as_strided(xp_, (N, C, TH, TW, 6, 6), (s[0], s[1], 4 * s[2], 4 * s[3], s[2], s[3]),
+def _tile_view(padded, TH, TW):
+    """(N, C, TH, TW, 6, 6) view of the 6×6 tiles of padded planes (N, C, 4TH + 2, 4TW + 2): tile (ty, tx)
+    starts at row 4ty, column 4tx."""
+    N, C = padded.shape[:2]
+    s = padded.strides
+    return np.lib.stride_tricks.as_strided(padded, (N, C, TH, TW, 6, 6), (s[0], s[1], 4 * s[2], 4 * s[3], s[2], s[3]),
                                            writeable=False)
 
 
