@@ -21,11 +21,32 @@ from typing import NamedTuple
 import numpy as np
 
 from . import winograd_loops
-from .winograd_loops import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_G
 
-__all__ = ["WinogradTiles", "is_winograd", "conv2d_winograd", "conv2d_winograd_backward", "input_tiles_ref",
-           "output_tiles_ref", "output_tiles_adjoint_ref", "input_tiles_adjoint_ref", "WINOGRAD_MIN_CHANNELS",
-           "WINOGRAD_MIN_PLANES", "WINOGRAD_BLOCK_BYTES", "WINOGRAD_CACHE_BYTES"]
+__all__ = ["WINOGRAD_BT", "WINOGRAD_G", "WINOGRAD_AT", "WinogradTiles", "is_winograd", "conv2d_winograd",
+           "conv2d_winograd_backward", "input_tiles_ref", "output_tiles_ref", "output_tiles_adjoint_ref",
+           "input_tiles_adjoint_ref", "WINOGRAD_MIN_CHANNELS", "WINOGRAD_MIN_PLANES", "WINOGRAD_BLOCK_BYTES",
+           "WINOGRAD_CACHE_BYTES"]
+
+# the input transform: v = Bᵀ d B
+WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
+                        [0, -4, -4, 1, 1, 0],
+                        [0, 4, -4, -1, 1, 0],
+                        [0, -2, -1, 2, 1, 0],
+                        [0, 2, -1, -2, 1, 0],
+                        [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+# the filter transform: u = G g Gᵀ
+WINOGRAD_G = np.array([[1 / 4, 0, 0],
+                       [-1 / 6, -1 / 6, -1 / 6],
+                       [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6],
+                       [1 / 24, -1 / 12, 1 / 6],
+                       [0, 0, 1]], dtype=np.float64)
+# the output transform: Y = Aᵀ m A
+WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
+                        [0, 1, -1, 2, -2, 0],
+                        [0, 1, 1, 4, 4, 0],
+                        [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+
 
 # input and output channels, each, and filter planes C_in·C_out, from which a 3×3 stride-1 layer takes
 # the Winograd route: below, its GEMMs are too thin for the transforms to pay (benchmarks/bench_conv.py:

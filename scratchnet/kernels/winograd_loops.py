@@ -6,9 +6,10 @@ A 3×3 stride-1 convolution computes each 4×4 block of outputs from a 6×6 tile
 
     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A        d the 6×6 input tile, g the 3×3 filter, Y the 4×4 outputs
 
-with the constant matrices Bᵀ (6×6), G (6×3) and Aᵀ (4×6) of ``WINOGRAD_BT``, ``WINOGRAD_G`` and
-``WINOGRAD_AT`` (interpolation at the points 0, ±1, ±2 and ∞). Summed over input channels, the
-elementwise product becomes 36 GEMMs, one per position ξ = 6i + j of the 6×6 transformed tile:
+with the constant matrices Bᵀ (6×6), G (6×3) and Aᵀ (4×6) of ``winograd.WINOGRAD_BT``, ``WINOGRAD_G``
+and ``WINOGRAD_AT`` (interpolation at the points 0, ±1, ±2 and ∞), written out in the loops below.
+Summed over input channels, the elementwise product becomes 36 GEMMs, one per position ξ = 6i + j of
+the 6×6 transformed tile:
 
     M[ξ] = U[ξ] V[ξ]     U (36, C_out, C_in) the transformed filters, V (36, C_in, T) the transformed
                           tiles, T = N·TH·TW tiles, tile t = (n·TH + ty)·TW + tx
@@ -31,32 +32,9 @@ preallocated by the caller.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .._jit import njit
 
-__all__ = ["WINOGRAD_BT", "WINOGRAD_G", "WINOGRAD_AT", "input_tiles_kernel", "output_tiles_kernel",
-           "output_tiles_adjoint_kernel", "input_tiles_adjoint_kernel"]
-
-# the input transform: v = Bᵀ d B
-WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
-                        [0, -4, -4, 1, 1, 0],
-                        [0, 4, -4, -1, 1, 0],
-                        [0, -2, -1, 2, 1, 0],
-                        [0, 2, -1, -2, 1, 0],
-                        [0, 4, 0, -5, 0, 1]], dtype=np.float64)
-# the filter transform: u = G g Gᵀ
-WINOGRAD_G = np.array([[1 / 4, 0, 0],
-                       [-1 / 6, -1 / 6, -1 / 6],
-                       [-1 / 6, 1 / 6, -1 / 6],
-                       [1 / 24, 1 / 12, 1 / 6],
-                       [1 / 24, -1 / 12, 1 / 6],
-                       [0, 0, 1]], dtype=np.float64)
-# the output transform: Y = Aᵀ m A
-WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
-                        [0, 1, -1, 2, -2, 0],
-                        [0, 1, 1, 4, 4, 0],
-                        [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+__all__ = ["input_tiles_kernel", "output_tiles_kernel", "output_tiles_adjoint_kernel", "input_tiles_adjoint_kernel"]
 
 
 @njit
