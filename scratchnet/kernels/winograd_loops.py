@@ -48,10 +48,10 @@ def input_tiles_kernel(x, V, TH, TW, ph, pw, consts, P, tmp):
     Wp = 4 * TW + 2  # the padded plane's width
     for c in range(C):  # channel by channel
         Vc = V[:, c, :]  # (36, T)
-        for n in range(S):
+        for n in range(S):  # its plane in every sample of the block
             xc = x[n, c]
             for h in range(H):  # copy the plane into the zero-padded one
-                for w in range(W):
+                for w in range(W):  # each pixel of the row
                     P[h + ph, w + pw] = xc[h, w]
             for ty in range(TH):  # one row of tiles: padded rows 4ty … 4ty + 5
                 r = 4 * ty
@@ -67,7 +67,7 @@ def input_tiles_kernel(x, V, TH, TW, ph, pw, consts, P, tmp):
                 t0 = (n * TH + ty) * TW  # the tile index of tx = 0
                 for i in range(6):  # along the rows: v = tmp B, tile tx reading columns 4tx … 4tx + 5
                     xi = 6 * i
-                    for tx in range(TW):
+                    for tx in range(TW):  # every tile of the row
                         o, t = 4 * tx, t0 + tx
                         d0, d1, d2 = tmp[i, o], tmp[i, o + 1], tmp[i, o + 2]
                         d3, d4, d5 = tmp[i, o + 3], tmp[i, o + 4], tmp[i, o + 5]
@@ -89,13 +89,13 @@ def output_tiles_kernel(M, bias, y, TH, TW, consts, tmp):
     for c in range(C):  # channel by channel
         Mc = M[:, c, :]  # (36, T)
         b = bias[c]
-        for n in range(S):
+        for n in range(S):  # its plane in every sample of the block
             yc = y[n, c]
             for ty in range(TH):  # one row of tiles: output rows 4ty … 4ty + 3
                 t0 = (n * TH + ty) * TW
                 for i in range(6):  # along the rows: tmp_i = m_i A, four outputs per tile
                     xi = 6 * i
-                    for tx in range(TW):
+                    for tx in range(TW):  # every tile of the row
                         t, o = t0 + tx, 4 * tx
                         m1, m2, m3, m4 = Mc[xi + 1, t], Mc[xi + 2, t], Mc[xi + 3, t], Mc[xi + 4, t]
                         s12, d12, s34, d34 = m1 + m2, m1 - m2, m3 + m4, m3 - m4
@@ -128,7 +128,7 @@ def output_tiles_adjoint_kernel(dy, dM, TH, TW, consts, tmp):
     zero = consts[0] * 0
     for c in range(C):  # channel by channel
         dMc = dM[:, c, :]  # (36, T)
-        for n in range(S):
+        for n in range(S):  # its plane in every sample of the block
             dyc = dy[n, c]
             for ty in range(TH):  # one row of tiles: dy rows 4ty … 4ty + 3
                 h = 4 * ty
@@ -154,7 +154,7 @@ def output_tiles_adjoint_kernel(dy, dM, TH, TW, consts, tmp):
                 t0 = (n * TH + ty) * TW
                 for i in range(6):  # along the rows: dm_i = tmp_i Aᵀ, tile tx reading columns 4tx … 4tx + 3
                     xi = 6 * i
-                    for tx in range(TW):
+                    for tx in range(TW):  # every tile of the row
                         o, t = 4 * tx, t0 + tx
                         a0, a1, a2, a3 = tmp[i, o], tmp[i, o + 1], tmp[i, o + 2], tmp[i, o + 3]
                         s02, s13 = a0 + a2, a1 + a3
@@ -180,7 +180,7 @@ def input_tiles_adjoint_kernel(dV, dx, TH, TW, ph, pw, consts, P, tmp):
     zero = consts[0] * 0
     for c in range(C):  # channel by channel
         dVc = dV[:, c, :]  # (36, T)
-        for n in range(S):
+        for n in range(S):  # its plane in every sample of the block
             for w in range(Wp):  # padded rows 0, 1 start at zero: every later row is first written by its tile
                 P[0, w] = zero
                 P[1, w] = zero
@@ -190,7 +190,7 @@ def input_tiles_adjoint_kernel(dV, dx, TH, TW, ph, pw, consts, P, tmp):
                     xi = 6 * i
                     tmp[i, 0] = zero
                     tmp[i, 1] = zero
-                    for tx in range(TW):
+                    for tx in range(TW):  # every tile of the row
                         t, o = t0 + tx, 4 * tx
                         a0, a1, a2 = dVc[xi, t], dVc[xi + 1, t], dVc[xi + 2, t]
                         a3, a4, a5 = dVc[xi + 3, t], dVc[xi + 4, t], dVc[xi + 5, t]
@@ -212,5 +212,5 @@ def input_tiles_adjoint_kernel(dV, dx, TH, TW, ph, pw, consts, P, tmp):
                     P[r + 5, w] = a5
             dxc = dx[n, c]
             for h in range(H):  # drop the padding
-                for w in range(W):
+                for w in range(W):  # each pixel of the row
                     dxc[h, w] = P[h + ph, w + pw]

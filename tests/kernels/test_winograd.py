@@ -189,3 +189,25 @@ def test_float16_and_no_jit_keep_the_reference(rng, monkeypatch):
     monkeypatch.setenv("SCRATCHNET_JIT", "0")
     _, cache = F.conv2d(x, w, None, padding=1)
     assert not isinstance(cache.cols, wg.WinogradTiles) and cache.cols is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_winograd_backward_called_directly(dtype, rng, monkeypatch):
+    """``conv2d_winograd`` / ``conv2d_winograd_backward`` as a pair: the backward from the kept tiles and
+    from x alone agree with each other and with the reference's dx, dw (db is the functional op's)."""
+    x = rng.standard_normal((3, 8, 9, 7)).astype(dtype)
+    w = (rng.standard_normal((16, 8, 3, 3)) / 9).astype(dtype)
+    monkeypatch.setenv("SCRATCHNET_JIT", "0")
+    y_ref, cache = F.conv2d(x, w, None, padding=1)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    dx_ref, dw_ref, _ = F.conv2d_backward(dy, cache)
+    y, tiles = wg.conv2d_winograd(x, w, None, cache.g)
+    assert isinstance(tiles, wg.WinogradTiles) and tiles.V.shape == (36, 8, 3 * 3 * 2)
+    tol = dict(rtol=0, atol=(2e-5 if dtype == np.float32 else 1e-12) * np.abs(y_ref).max())
+    np.testing.assert_allclose(y, y_ref, **tol)
+    from_tiles = wg.conv2d_winograd_backward(dy, None, w, cache.g, tiles=tiles)
+    from_x = wg.conv2d_winograd_backward(dy, x, w, cache.g)
+    for a, b, r in zip(from_tiles, from_x, (dx_ref, dw_ref)):
+        assert a.dtype == dtype and a.shape == r.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+        np.testing.assert_allclose(a, r, rtol=0, atol=(2e-5 if dtype == np.float32 else 1e-12) * np.abs(r).max())
