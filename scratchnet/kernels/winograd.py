@@ -164,7 +164,7 @@ def conv2d_winograd_backward(dy, x, w, g, tiles=None):
     B = _block(N, max(C_in, C_out), TH, TW, dy.dtype.itemsize)
     V = _planes(C_in, B * TH * TW, dy.dtype)  # one block's tiles of x (when not cached), then its dV
     dM = _planes(C_out, B * TH * TW, dy.dtype)  # one block's tiles of dy
-    P, tmp = _scratch(TH, TW, dy.dtype)
+    P, tmp = _scratch(TH, TW, dy.dtype)  # P: the input transform's zero-padded plane (when x is re-tiled)
     P_dx = np.empty_like(P)  # the adjoint's padded plane (P's padding must stay zero)
     for n0 in range(0, N, B):  # the block's tiles, its dU, its dV untiled into dx
         n1 = min(n0 + B, N)
