@@ -62,10 +62,11 @@ JIT_DTYPES = ("float32", "float64")  # the float dtypes the Numba kernels are co
 def jit_route(*arrays) -> bool:
     """True when the Numba loop kernels should run on ``arrays`` (None entries ignored).
 
-    That is: JIT on (``use_jit()``), every array a NumPy array (a CuPy array takes the vectorised
-    path, which is also the GPU path), and every float array float32 or float64 (float16 takes
-    the vectorised path, which NumPy supports, instead of failing inside Numba). Integer arrays
-    (indices, lengths) do not vote on the dtype. The single dispatch test of the package.
+    That is: JIT on (``use_jit()``), every array a NumPy array (a CuPy array takes the CUDA kernels
+    where ``kernels.cuda.cuda_route`` allows, else the vectorised path), and every float array
+    float32 or float64 (float16 takes the vectorised path, which NumPy supports, instead of failing
+    inside Numba). Integer arrays (indices, lengths) do not vote on the dtype. The single dispatch
+    test of the Numba kernels.
     """
     if not use_jit():
         return False

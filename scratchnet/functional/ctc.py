@@ -53,8 +53,11 @@ def _lse(xp, *terms):
 
 def _shift(xp, a, k, mask=None):
     """a shifted right by k along the last axis (k < 0: left), −inf filled; then −inf where ~mask."""
-    pad = xp.full(a.shape[:-1] + (abs(k),), NEG_INF, dtype=a.dtype)  # (N, |k|)
-    out = xp.concatenate([pad, a[:, :-k]], axis=1) if k > 0 else xp.concatenate([a[:, -k:], pad], axis=1)
+    pad = xp.full(a.shape[:-1] + (min(abs(k), a.shape[-1]),), NEG_INF, dtype=a.dtype)  # (N, |k|), at most L
+    if pad.shape[-1] == a.shape[-1]:  # shifted out entirely (L = 1: every target empty)
+        out = pad
+    else:
+        out = xp.concatenate([pad, a[:, :-k]], axis=1) if k > 0 else xp.concatenate([a[:, -k:], pad], axis=1)
     return out if mask is None else xp.where(mask, out, NEG_INF)
 
 

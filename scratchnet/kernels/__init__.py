@@ -10,5 +10,11 @@ Two kinds of file:
   the loop kernels with ``scratchnet._jit.jit_route``, and owns the size thresholds, shortcuts and
   streaming. Route files never import ``scratchnet.functional`` (no import cycle).
 
+- ``<family>_cupy.py`` (``ctc``, ``pool``) hold CUDA kernels for CuPy arrays, as CUDA C text behind the
+  prelude of ``cuda.py``: NVRTC compiles it on a GPU (``cuda.compile_kernel``), and the C compiler
+  builds the same text for ``cuda_emulator``, which runs it on a CPU (a POSIX thread per CUDA
+  thread) so the tests check it everywhere. The route file sends CuPy float32/float64 arrays there
+  (``cuda.cuda_route``).
+
 Every route has a test against its reference; timings live in ``benchmarks/``.
 """

@@ -1,12 +1,15 @@
-"""The fast route of CTC: the α pass and the fused β-and-gradient pass as Numba loops.
+"""The fast routes of CTC: the α pass and the fused β-and-gradient pass as Numba loops, and as CUDA kernels.
 
 ``scratchnet/functional/ctc.py`` holds the vectorised reference (loop over time, vectorised over
-the batch and the extended labels) and passes it here as ``reference=``; ``jit_route`` decides
-(JIT on, NumPy arrays, float32/float64), so CuPy arrays, float16 and ``SCRATCHNET_JIT=0`` take the
-reference. Lattices of CTC_PARALLEL_MIN cells or more run the ``prange`` kernels (one sequence per
-thread), smaller ones the serial twins: a parallel region leaves its workers spinning after it
-ends, which slows the GEMMs around a small lattice (``benchmarks/bench_ctc.py`` times the loss).
-tests/functional/test_ctc.py compares every route with the reference.
+the batch and the extended labels) and passes it here as ``reference=``. CuPy arrays of
+float32/float64 take the CUDA kernels of ``ctc_cupy.py`` (``cuda_route``: the time loop inside one
+thread block per sequence, every cell computed as in the reference, β kept whole); NumPy arrays the
+Numba loops when ``jit_route`` allows (JIT on, float32/float64); float16 and ``SCRATCHNET_JIT=0``
+take the reference. Lattices of CTC_PARALLEL_MIN cells or more run the ``prange`` kernels (one
+sequence per thread), smaller ones the serial twins: a parallel region leaves its workers spinning
+after it ends, which slows the GEMMs around a small lattice (``benchmarks/bench_ctc.py`` times the
+loss). tests/functional/test_ctc.py and tests/kernels/test_cuda_kernels.py compare every route with
+the reference.
 
 Legend: N batch, T time, C classes, L = 2S + 1 extended labels. See chapters/17-ctc.md#implementation.
 """
@@ -17,7 +20,9 @@ import math
 import numpy as np
 
 from .._jit import jit_route
+from . import ctc_cupy
 from . import ctc_loops as K
+from .cuda import cuda_route
 
 __all__ = ["ctc_alpha", "ctc_beta_grad", "CTC_PARALLEL_MIN"]
 
@@ -31,6 +36,8 @@ def ctc_alpha(log_probs, ext, skip, input_lengths, ext_lengths, *, trim, referen
     ``trim`` (the loss): the kernel leaves −inf the cells below the band of complete paths, which
     nothing reads; the lattice for plots passes False.
     """
+    if cuda_route(log_probs):  # CuPy: the CUDA kernels
+        return ctc_cupy.ctc_alpha(log_probs, ext, skip, input_lengths, ext_lengths)
     if not jit_route(log_probs):
         return reference(log_probs, ext, skip, input_lengths, ext_lengths)
     lp = np.ascontiguousarray(log_probs)
@@ -48,6 +55,8 @@ def ctc_beta_grad(log_probs, ext, skip, input_lengths, ext_lengths, alpha, logp,
     ``trim`` (the loss): the kernel keeps two rows of β, beta (N, 2, L), and skips the cells no
     complete path reaches; False (the lattice): beta (N, T, L), every cell.
     """
+    if cuda_route(log_probs, alpha, weight):  # CuPy: the CUDA kernels (β kept whole, whatever trim says)
+        return ctc_cupy.ctc_beta_grad(log_probs, ext, skip, input_lengths, ext_lengths, alpha, logp, weight)
     if not jit_route(log_probs, alpha, weight):
         return reference(log_probs, ext, skip, input_lengths, ext_lengths, alpha, logp, weight)
     lp = np.ascontiguousarray(log_probs)

@@ -7,8 +7,9 @@ choice of the family is made here, and each route computes the same numbers as t
 
 - max_pool2d: the Numba kernels of ``pool_loops.py`` when ``jit_route`` allows (NumPy
   float32/float64, JIT on): the unrolled 2×2 / stride-2 ones for that window, else the general
-  ones, parallel over the (n, c) planes from PARALLEL_MIN_SIZE elements; else the vectorised
-  reference (CuPy, float16, ``SCRATCHNET_JIT=0``).
+  ones, parallel over the (n, c) planes from PARALLEL_MIN_SIZE elements; for CuPy arrays of
+  float32/float64 the CUDA kernels of ``pool_cupy.py`` (``cuda_route``); else the vectorised
+  reference (float16, ``SCRATCHNET_JIT=0``).
 - avg_pool2d: the 2×2 / stride-2 window (LeNet's subsampling) as four strided slices, no unfold;
   else the reference.
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from .._jit import jit_route
 from ..backend import get_array_module
-from . import pool_loops
+from . import pool_cupy, pool_loops
+from .cuda import cuda_route
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "PARALLEL_MIN_SIZE"]
 
@@ -40,7 +42,10 @@ def _tap(a, g, i, j):
 
 # -- max pooling -----------------------------------------------------------------------------------
 def max_pool2d(x, g, *, reference):
-    """y and the winners' taps of ``functional.pool.max_pool2d``: the Numba kernels or ``reference(x, g)``."""
+    """y and the winners' taps of ``functional.pool.max_pool2d``: the Numba kernels, the CUDA kernels
+    (CuPy) or ``reference(x, g)``."""
+    if cuda_route(x):
+        return pool_cupy.max_pool2d(x, g)
     if not jit_route(x):
         return reference(x, g)
     x = np.ascontiguousarray(x)
@@ -58,7 +63,9 @@ def max_pool2d(x, g, *, reference):
 
 def max_pool2d_backward(dy, arg, g, x_shape, *, reference):
     """dx of ``functional.pool.max_pool2d_backward`` (dy already checked against the cache): the Numba
-    kernels or ``reference(dy, arg, g, H, W)``."""
+    kernels, the CUDA kernels (CuPy) or ``reference(dy, arg, g, H, W)``."""
+    if cuda_route(dy):
+        return pool_cupy.max_pool2d_backward(dy, arg, g, x_shape)
     if not jit_route(dy):
         return reference(dy, arg, g, x_shape[2], x_shape[3])
     dy = np.ascontiguousarray(dy)

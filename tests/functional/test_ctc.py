@@ -106,6 +106,17 @@ def test_repeated_labels_need_a_blank(jit_mode):
     np.testing.assert_allclose(loss[0], -np.log(1 / 27))
 
 
+def test_targets_of_width_zero(jit_mode):
+    """Every target empty and padded to width 0 (L = 1): −log Π_t y_t(blank), on both routes."""
+    lp = np.log(np.full((2, 3, 4), 0.25))
+    loss, cache = F.ctc_loss(lp, np.zeros((2, 0), dtype=np.int64), np.array([3, 2]), np.array([0, 0]),
+                             reduction="none")
+    np.testing.assert_allclose(loss, [3 * np.log(4), 2 * np.log(4)])
+    dlp = F.ctc_loss_backward(np.ones(2), cache)
+    np.testing.assert_allclose(dlp[:, :, 0], [[-1, -1, -1], [-1, -1, 0]])
+    assert not dlp[:, :, 1:].any()
+
+
 def test_impossible_alignments(jit_mode, rng):
     lp = _log_softmax(rng.standard_normal((2, 3, 4)))
     tg = np.array([[1, 2, 3, 1], [1, 2, 0, 0]])

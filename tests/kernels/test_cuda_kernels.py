@@ -1,0 +1,300 @@
+"""The CUDA kernels (``kernels/*_cupy.py``) against their vectorised references.
+
+On every machine the kernels run on the CPU through ``cuda_emulator`` (the same CUDA C text built by
+the C compiler, each CUDA thread a POSIX thread, ``__syncthreads`` a barrier) with the launch code of
+the CuPy route unchanged; on a machine with a GPU the same comparisons run on CuPy arrays too.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from scratchnet import backend
+from scratchnet.functional import ctc as FC
+from scratchnet.functional import pool as FP
+from scratchnet.kernels import ctc_cupy, cuda, cuda_emulator, pool_cupy
+
+pytestmark = pytest.mark.skipif(not cuda_emulator.available(), reason="needs a C compiler for the CUDA emulator")
+needs_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA device")
+EMU = cuda_emulator.compile_kernel
+
+
+# -- the emulator itself -------------------------------------------------------------------------------
+BARRIER_SOURCE = r"""
+/* out[b] = sum of x over block b's slice, by a shared-memory tree: wrong without the barriers. */
+SN_KERNEL void block_sum(const real* x, real* scratch, real* out, int per_block)
+{
+    const real* xb = x + (long long)blockIdx.x * per_block;
+    real* sb = scratch + (long long)blockIdx.x * blockDim.x;
+    real acc = 0;
+    for (int i = threadIdx.x; i < per_block; i += blockDim.x)
+        acc += xb[i];
+    sb[threadIdx.x] = acc;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half)
+            sb[threadIdx.x] += sb[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        out[blockIdx.x] = sb[0] + (real)gridDim.x * 0;
+}
+"""
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_emulator_runs_blocks_threads_and_barriers(dtype):
+    x = np.arange(3 * 100, dtype=dtype)
+    scratch, out = np.zeros(3 * 64, dtype=dtype), np.zeros(3, dtype=dtype)
+    EMU(BARRIER_SOURCE, "block_sum", dtype)((3,), (64,), (x, scratch, out, np.int32(100)))
+    np.testing.assert_allclose(out, x.reshape(3, 100).sum(axis=1))
+
+
+def test_emulator_refuses_what_the_gpu_would_misread():
+    kernel = EMU(BARRIER_SOURCE, "block_sum", np.float32)
+    x, scratch, out = np.zeros(64, np.float32), np.zeros(64, np.float32), np.zeros(1, np.float32)
+    with pytest.raises(TypeError, match="per_block.*NumPy scalar of dtype int32"):
+        kernel((1,), (64,), (x, scratch, out, 64))  # a Python int: 64 bits on the GPU
+    with pytest.raises(TypeError, match="per_block.*int32"):
+        kernel((1,), (64,), (x, scratch, out, np.int64(64)))
+    with pytest.raises(TypeError, match="argument x .*dtype float32, got float64"):
+        kernel((1,), (64,), (x.astype(np.float64), scratch, out, np.int32(64)))
+    with pytest.raises(TypeError, match="C-contiguous"):
+        kernel((1,), (64,), (np.zeros(128, np.float32)[::2], scratch, out, np.int32(64)))
+    with pytest.raises(TypeError, match="takes 4 arguments"):
+        kernel((1,), (64,), (x, scratch, out))
+    with pytest.raises(ValueError, match="1-D launches"):
+        kernel((1, 2), (64,), (x, scratch, out, np.int32(64)))
+    with pytest.raises(KeyError, match="no kernel 'nope'"):
+        EMU(BARRIER_SOURCE, "nope", np.float32)
+
+
+def test_emulator_names_a_source_that_does_not_compile():
+    with pytest.raises(RuntimeError, match="does not compile as C"):
+        EMU("SN_KERNEL void broken(real* x) { x[0] = undefined_name; }", "broken", np.float32)
+
+
+def test_parse_kernels_reads_every_signature():
+    params = cuda_emulator.parse_kernels(ctc_cupy.SOURCE)
+    assert sorted(params) == ["ctc_alpha", "ctc_beta", "ctc_grad"]
+    assert params["ctc_alpha"][0] == ("const real*", "lp")
+    assert params["ctc_alpha"][-1] == ("real", "neg_inf")
+    assert [p for _, p in cuda_emulator.parse_kernels(pool_cupy.SOURCE)["max_pool2d_forward"][:3]] == ["x", "y", "arg"]
+
+
+def test_kernel_source_and_route_rules(monkeypatch):
+    assert "#define SN_DOUBLE 1" in cuda.kernel_source("", np.float64)
+    assert "#define SN_DOUBLE 0" in cuda.kernel_source("", np.float32)
+    with pytest.raises(TypeError, match="float32 and float64"):
+        cuda.kernel_source("", np.float16)
+    x = np.zeros(3, np.float32)
+    assert not cuda.cuda_route(x) and not cuda.cuda_route(None) and not cuda.cuda_route()  # NumPy: the CPU routes
+    assert [cuda.block_size(n) for n in (1, 32, 33, 81, 5000)] == [32, 32, 64, 96, 1024]
+
+
+# -- CTC ----------------------------------------------------------------------------------------------
+def _log_softmax(z):
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def _ctc_case(rng, N, T, C, S, dtype, *, repeats=False, impossible=False, nan=False):
+    """Inputs of one batch: lengths vary, targets may repeat labels, hold an impossible alignment or a NaN."""
+    lp = _log_softmax(rng.standard_normal((N, T, C)) * 2).astype(dtype)
+    targets = rng.integers(1, C, (N, S))
+    if repeats and S >= 2:
+        targets[0, 1] = targets[0, 0]  # a repeated label needs a blank between
+    input_lengths = rng.integers(max(1, T // 2), T + 1, N)
+    input_lengths[0] = T
+    target_lengths = rng.integers(0, S + 1, N)
+    target_lengths[0] = S
+    if impossible and N > 1:
+        input_lengths[1], target_lengths[1] = 1, S  # S labels cannot fit one frame
+        targets[1, :] = 1 + np.arange(S) % (C - 1)
+    if nan:
+        lp[-1, 0, -1] = np.nan
+    ext, skip, ext_lengths = FC._extend_targets(np, targets, target_lengths, 0)
+    return lp, ext, skip, input_lengths.astype(np.int64), ext_lengths
+
+
+def _same_lattice(a, b, tol):
+    """Equal −∞ patterns and equal finite values (NaN where the other has NaN)."""
+    assert np.array_equal(np.isneginf(a), np.isneginf(b))
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    finite = np.isfinite(a)
+    np.testing.assert_allclose(a[finite], b[finite], rtol=tol, atol=tol)
+
+
+CTC_CASES = [  # N, T, C, S
+    (1, 1, 3, 0),      # one frame, empty target: L = 1
+    (2, 5, 4, 1),
+    (3, 12, 5, 4),
+    (4, 30, 7, 9),     # L = 19
+    (2, 40, 6, 20),    # L = 41: the longest possible for T = 40 with no repeats
+]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("N,T,C,S", CTC_CASES)
+def test_ctc_kernels_match_the_reference(rng, N, T, C, S, dtype, tol):
+    lp, ext, skip, il, el = _ctc_case(rng, N, T, C, S, dtype, repeats=True, impossible=N > 2)
+    alpha, logp = ctc_cupy.ctc_alpha(lp, ext, skip, il, el, compile=EMU)
+    alpha_ref, logp_ref = FC._alpha_route(lp, ext, skip, il, el)
+    assert alpha.dtype == logp.dtype == dtype
+    _same_lattice(alpha, alpha_ref, tol)
+    _same_lattice(logp, logp_ref, tol)
+    weight = np.where(np.isinf(logp_ref), 0.0, rng.uniform(0.5, 2.0, N)).astype(dtype)  # as ctc_loss_backward
+    beta, dlp = ctc_cupy.ctc_beta_grad(lp, ext, skip, il, el, alpha, logp, weight, compile=EMU)
+    beta_ref, dlp_ref = FC._beta_grad_route(lp, ext, skip, il, el, alpha_ref, logp_ref, weight)
+    assert beta.shape == beta_ref.shape and dlp.dtype == dtype
+    _same_lattice(beta, beta_ref, tol)
+    np.testing.assert_allclose(dlp, dlp_ref, rtol=tol, atol=tol)
+
+
+def test_ctc_kernels_loop_when_a_block_has_fewer_threads_than_states(monkeypatch, rng):
+    """L = 41 states shared out by 32 threads: each thread walks two; the barriers still order the frames."""
+    monkeypatch.setattr(ctc_cupy, "block_size", lambda work: 32)
+    lp, ext, skip, il, el = _ctc_case(rng, 2, 40, 6, 20, np.float64)
+    alpha, logp = ctc_cupy.ctc_alpha(lp, ext, skip, il, el, compile=EMU)
+    alpha_ref, logp_ref = FC._alpha_route(lp, ext, skip, il, el)
+    _same_lattice(alpha, alpha_ref, 1e-12)
+    beta, dlp = ctc_cupy.ctc_beta_grad(lp, ext, skip, il, el, alpha, logp, np.ones(2), compile=EMU)
+    beta_ref, dlp_ref = FC._beta_grad_route(lp, ext, skip, il, el, alpha_ref, logp_ref, np.ones(2))
+    _same_lattice(beta, beta_ref, 1e-12)
+    np.testing.assert_allclose(dlp, dlp_ref, atol=1e-12)
+
+
+def test_ctc_grad_kernel_grid_stride(monkeypatch, rng):
+    """More frames than one block's threads, on one block: the grid-stride loop covers them all."""
+    monkeypatch.setattr(ctc_cupy, "GRAD_BLOCK", 32)
+    lp, ext, skip, il, el = _ctc_case(rng, 3, 30, 5, 6, np.float64)
+    alpha, logp = FC._alpha_route(lp, ext, skip, il, el)
+    _, dlp = ctc_cupy.ctc_beta_grad(lp, ext, skip, il, el, alpha, logp, np.ones(3), compile=EMU)
+    _, dlp_ref = FC._beta_grad_route(lp, ext, skip, il, el, alpha, logp, np.ones(3))
+    np.testing.assert_allclose(dlp, dlp_ref, atol=1e-12)
+
+
+def test_ctc_kernels_nan_in_nan_out(rng):
+    lp, ext, skip, il, el = _ctc_case(rng, 3, 10, 5, 3, np.float32, nan=True)
+    alpha, logp = ctc_cupy.ctc_alpha(lp, ext, skip, il, el, compile=EMU)
+    _, logp_ref = FC._alpha_route(lp, ext, skip, il, el)
+    assert np.isnan(logp[-1]) and np.array_equal(np.isnan(logp), np.isnan(logp_ref))
+    _, dlp = ctc_cupy.ctc_beta_grad(lp, ext, skip, il, el, alpha, logp, np.ones(3, np.float32), compile=EMU)
+    frames = np.arange(10) < il[-1]
+    assert np.isnan(dlp[-1, frames]).all() and not np.isnan(dlp[-1, ~frames]).any()
+    assert not np.isnan(dlp[:-1]).any()
+
+
+def test_ctc_kernels_give_the_loss_and_gradient_of_the_numba_route(rng):
+    """The whole pair on the emulator, next to ctc_loss / ctc_loss_backward (Numba route, reduction sum)."""
+    N, T, C, S = 4, 25, 6, 5
+    lp = _log_softmax(rng.standard_normal((N, T, C))).astype(np.float32)
+    targets, il, tl = rng.integers(1, C, (N, S)), np.array([25, 20, 18, 25]), np.array([5, 3, 4, 0])
+    loss, cache = FC.ctc_loss(lp, targets, il, tl, reduction="sum")
+    dlp_numba = FC.ctc_loss_backward(np.float32(1.0), cache)
+    ext, skip, el = FC._extend_targets(np, targets, tl, 0)
+    alpha, logp = ctc_cupy.ctc_alpha(lp, ext, skip, il, el, compile=EMU)
+    _, dlp = ctc_cupy.ctc_beta_grad(lp, ext, skip, il, el, alpha, logp, np.ones(N, np.float32), compile=EMU)
+    assert -logp.sum() == pytest.approx(float(loss), rel=1e-5)
+    np.testing.assert_allclose(dlp, dlp_numba, atol=2e-6)
+
+
+# -- max pooling --------------------------------------------------------------------------------------
+POOL_CASES = [  # (H, W), kernel, stride, padding
+    ((8, 8), 2, 2, 0),
+    ((7, 9), 2, 2, 0),       # odd sizes: a last row/column in no window
+    ((7, 6), 3, 2, 1),       # overlapping windows with padding
+    ((7, 6), 3, 1, 1),
+    ((6, 6), 2, 1, 0),
+    ((5, 5), 1, 1, 0),
+    ((9, 8), (2, 3), (1, 2), (1, 1)),
+    ((11, 10), 5, 3, 2),
+]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+@pytest.mark.parametrize("size,k,s,p", POOL_CASES)
+def test_max_pool_kernels_match_the_reference(rng, size, k, s, p, dtype, tol):
+    x = rng.standard_normal((2, 3) + size).astype(dtype)
+    x[0, 0, 1, :] = x[0, 0, 0, :]  # ties: the first maximum wins
+    g = FP._pool_geometry("max_pool2d", x, k, s, p)
+    y, arg = pool_cupy.max_pool2d(x, g, compile=EMU)
+    y_ref, arg_ref = FP._max_pool_ref(x, g)
+    assert y.dtype == dtype and arg.dtype == np.int64
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = pool_cupy.max_pool2d_backward(dy, arg, g, x.shape, compile=EMU)
+    np.testing.assert_allclose(dx, FP._max_pool_backward_ref(dy, arg_ref, g, *size), rtol=tol, atol=tol)
+
+
+def test_max_pool_kernels_nan_and_minus_inf_windows(rng):
+    """The first NaN wins its window; a window of −∞ with padding picks its first real tap (as the reference)."""
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    x[0, 0, 2, 3] = x[0, 0, 3, 2] = np.nan
+    x[0, 1, :2, :2] = -np.inf
+    g = FP._pool_geometry("max_pool2d", x, 3, 2, 1)
+    y, arg = pool_cupy.max_pool2d(x, g, compile=EMU)
+    y_ref, arg_ref = FP._max_pool_ref(x, g)
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(y, y_ref)  # NaN where the reference has NaN (array_equal treats them equal)
+
+
+def test_max_pool_kernels_grid_stride(monkeypatch, rng):
+    """More outputs and pixels than one block's threads, on one block: the grid-stride loops cover them."""
+    monkeypatch.setattr(pool_cupy, "MAX_GRID", 1)
+    x = rng.standard_normal((2, 3, 12, 12))
+    g = FP._pool_geometry("max_pool2d", x, 3, 2, 1)
+    y, arg = pool_cupy.max_pool2d(x, g, compile=EMU)
+    y_ref, arg_ref = FP._max_pool_ref(x, g)
+    np.testing.assert_array_equal(arg, arg_ref)
+    dy = rng.standard_normal(y.shape)
+    dx = pool_cupy.max_pool2d_backward(dy, arg, g, x.shape, compile=EMU)
+    np.testing.assert_allclose(dx, FP._max_pool_backward_ref(dy, arg_ref, g, 12, 12), atol=1e-12)
+
+
+def test_max_pool_backward_kernel_takes_the_numba_routes_winners(rng):
+    """The CPU route keeps int8 winners; the kernel's launcher widens them to the int64 it reads."""
+    x = rng.standard_normal((2, 2, 8, 8)).astype(np.float32)
+    y, cache = FP.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = pool_cupy.max_pool2d_backward(dy, cache.arg, cache.g, x.shape, compile=EMU)
+    np.testing.assert_allclose(dx, FP.max_pool2d_backward(dy, cache), atol=1e-6)
+
+
+# -- on a GPU: the routes themselves -------------------------------------------------------------------
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cupy_routes_take_the_kernels_and_match_numpy(monkeypatch, rng, dtype):
+    import cupy
+    calls = []
+    for module, name in ((ctc_cupy, "ctc_alpha"), (ctc_cupy, "ctc_beta_grad"), (pool_cupy, "max_pool2d"),
+                         (pool_cupy, "max_pool2d_backward")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    x = rng.standard_normal((4, 3, 9, 9)).astype(dtype)
+    y, cache = FP.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+    y_gpu, cache_gpu = FP.max_pool2d(cupy.asarray(x), kernel_size=3, stride=2, padding=1)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(cupy.asnumpy(y_gpu), y)
+    np.testing.assert_allclose(cupy.asnumpy(FP.max_pool2d_backward(cupy.asarray(dy), cache_gpu)),
+                               FP.max_pool2d_backward(dy, cache), rtol=1e-6, atol=1e-6)
+    lp = _log_softmax(rng.standard_normal((6, 50, 8))).astype(dtype)
+    targets, il, tl = rng.integers(1, 8, (6, 12)), rng.integers(30, 51, 6), rng.integers(0, 13, 6)
+    loss, c = FC.ctc_loss(lp, targets, il, tl)
+    loss_gpu, c_gpu = FC.ctc_loss(*(cupy.asarray(a) for a in (lp, targets, il, tl)))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    assert float(loss_gpu) == pytest.approx(float(loss), rel=tol)
+    np.testing.assert_allclose(cupy.asnumpy(FC.ctc_loss_backward(dtype(1.0), c_gpu)),
+                               FC.ctc_loss_backward(dtype(1.0), c), rtol=tol, atol=tol)
+    assert sorted(set(calls)) == ["ctc_alpha", "ctc_beta_grad", "max_pool2d", "max_pool2d_backward"]
+
+
+@needs_gpu
+def test_cupy_kernels_match_the_emulator(rng):
+    """The GPU and the CPU emulator run one source: the same lattice and winners (float64)."""
+    import cupy
+    lp, ext, skip, il, el = _ctc_case(rng, 3, 12, 5, 4, np.float64, repeats=True)
+    alpha_emu, logp_emu = ctc_cupy.ctc_alpha(lp, ext, skip, il, el, compile=EMU)
+    alpha_gpu, logp_gpu = ctc_cupy.ctc_alpha(*(cupy.asarray(a) for a in (lp, ext, skip, il, el)))
+    _same_lattice(cupy.asnumpy(alpha_gpu), alpha_emu, 1e-12)
+    assert math.isclose(float(logp_gpu.sum()), float(logp_emu.sum()), rel_tol=1e-12)
