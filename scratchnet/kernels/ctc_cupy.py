@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .cuda import block_size, compile_kernel
+from .cuda import block_size, compile_kernel, grid_size
 
 __all__ = ["SOURCE", "ctc_alpha", "ctc_beta_grad"]
 
@@ -204,9 +204,7 @@ def ctc_beta_grad(log_probs, ext, skip, input_lengths, ext_lengths, alpha, logp,
     i32, real = np.int32, lp.dtype.type
     compile(SOURCE, "ctc_beta", lp.dtype)((N,), (block_size(L),), (lp, ext, skip, input_lengths, ext_lengths,
                                                                     beta, i32(T), i32(C), i32(L), real(-np.inf)))
-    frames = N * T
-    grid = max(1, min(-(-frames // GRAD_BLOCK), 4096))  # a grid-stride loop covers what a small grid leaves
-    compile(SOURCE, "ctc_grad", lp.dtype)((grid,), (GRAD_BLOCK,), (lp, ext, input_lengths, ext_lengths, alpha, beta,
+    compile(SOURCE, "ctc_grad", lp.dtype)((grid_size(N * T, GRAD_BLOCK),), (GRAD_BLOCK,), (lp, ext, input_lengths, ext_lengths, alpha, beta,
                                                                   logp, weight, dlp, i32(N), i32(T), i32(C), i32(L),
                                                                   real(-np.inf)))
     return beta, dlp

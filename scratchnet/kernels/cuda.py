@@ -29,7 +29,7 @@ import numpy as np
 
 from ..backend import is_cupy
 
-__all__ = ["PRELUDE", "cuda_route", "compile_kernel", "kernel_source", "block_size"]
+__all__ = ["PRELUDE", "cuda_route", "compile_kernel", "kernel_source", "block_size", "grid_size"]
 
 PRELUDE = r"""
 #ifdef __CUDACC_RTC__                      /* NVRTC, through cupy.RawModule */
@@ -106,3 +106,9 @@ def block_size(work: int, *, limit: int = 1024) -> int:
     """Threads per block for ``work`` items shared out by one block: a multiple of 32 (a warp), at
     least 32, at most ``limit`` (threads loop with stride blockDim.x over the rest)."""
     return int(min(limit, max(32, -(-work // 32) * 32)))
+
+
+def grid_size(total: int, block: int, *, limit: int = 4096) -> int:
+    """Blocks for ``total`` items at one item per thread, at most ``limit``: the kernels walk their
+    items with a grid-stride loop, so a grid smaller than the work still covers all of it."""
+    return int(max(1, min(-(-total // block), limit)))

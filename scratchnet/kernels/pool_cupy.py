@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .cuda import compile_kernel
+from .cuda import compile_kernel, grid_size
 
 __all__ = ["SOURCE", "max_pool2d", "max_pool2d_backward"]
 
@@ -85,7 +85,7 @@ MAX_GRID = 4096  # blocks; a grid-stride loop covers larger outputs
 
 def _grid(total: int) -> int:
     """Blocks for ``total`` items: one item per thread up to MAX_GRID blocks."""
-    return max(1, min(-(-total // BLOCK), MAX_GRID))
+    return grid_size(total, BLOCK, limit=MAX_GRID)
 
 
 def _geometry(g, x_shape):

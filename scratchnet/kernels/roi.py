@@ -5,15 +5,18 @@ geometry (bin edges, bilinear taps), holds the vectorised references and passes 
 Legend: N images, C channels, H, W feature map, R regions, PH, PW output size. With ``jit_route``
 (NumPy float32/float64, JIT on) the Numba kernels of ``roi_loops.py`` run: parallel over regions
 (forward) or channels (backward, whose writes into dx must not collide), single-threaded below
-PARALLEL_MIN_SIZE elements; else the reference (CuPy, float16, ``SCRATCHNET_JIT=0``).
-tests/functional/test_roi.py compares every route with its reference.
+PARALLEL_MIN_SIZE elements; RoI pooling of CuPy float32/float64 arrays takes the CUDA kernel of
+``roi_cupy.py`` (``cuda_route``); else the reference (CuPy otherwise, float16, ``SCRATCHNET_JIT=0``).
+tests/functional/test_roi.py and tests/kernels/test_cuda_kernels.py compare every route with its
+reference.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._jit import jit_route
-from . import roi_loops
+from . import roi_cupy, roi_loops
+from .cuda import cuda_route
 
 __all__ = ["roi_pool", "roi_pool_backward", "roi_align", "roi_align_backward", "PARALLEL_MIN_SIZE"]
 
@@ -26,7 +29,10 @@ def _c(arrays):
 
 
 def roi_pool(x, batch, rows, cols, *, reference):
-    """y, arg of ``functional.roi.roi_pool``: the Numba kernel or ``reference(x, batch, rows, cols)``."""
+    """y, arg of ``functional.roi.roi_pool``: the Numba kernel, the CUDA kernel (CuPy) or
+    ``reference(x, batch, rows, cols)``."""
+    if cuda_route(x):
+        return roi_cupy.roi_pool(x, batch, rows, cols)
     if not jit_route(x):
         return reference(x, batch, rows, cols)
     R, PH, PW = len(batch), rows[0].shape[1], cols[0].shape[1]

@@ -12,7 +12,8 @@ import pytest
 from scratchnet import backend
 from scratchnet.functional import ctc as FC
 from scratchnet.functional import pool as FP
-from scratchnet.kernels import ctc_cupy, cuda, cuda_emulator, pool_cupy
+from scratchnet.functional import roi as FR
+from scratchnet.kernels import ctc_cupy, cuda, cuda_emulator, pool_cupy, roi_cupy
 
 pytestmark = pytest.mark.skipif(not cuda_emulator.available(), reason="needs a C compiler for the CUDA emulator")
 needs_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA device")
@@ -261,6 +262,48 @@ def test_max_pool_backward_kernel_takes_the_numba_routes_winners(rng):
     np.testing.assert_allclose(dx, FP.max_pool2d_backward(dy, cache), atol=1e-6)
 
 
+# -- RoI pooling --------------------------------------------------------------------------------------
+def _roi_inputs(rng, dtype):
+    """Two feature maps and rois of several sizes: one past the map's edge, one smaller than a bin."""
+    x = rng.standard_normal((2, 3, 9, 11)).astype(dtype)
+    x[1, 0, 2, 3] = np.nan
+    rois = np.array([[0, 0, 0, 10, 8], [1, 1, 1, 7, 6], [0, 4, 2, 30, 20], [1, 2, 2, 3, 3], [1, 0, 0, 5, 5],
+                     [0, 5, 5, 5, 5]], dtype=dtype)
+    return x, rois
+
+
+def _roi_reference(monkeypatch, x, rois, output_size, scale=1.0):
+    """The reference's y and winners, and the geometry (batch, rows, cols) roi_pool handed its route."""
+    calls = []
+    with monkeypatch.context() as m:
+        m.setattr(FR._kernels, "roi_pool", lambda x, batch, rows, cols, reference: calls.append(
+            (batch, rows, cols)) or reference(x, batch, rows, cols))
+        y_ref, cache = FR.roi_pool(x, rois, output_size, scale)
+    return y_ref, cache.arg, calls[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("output_size,scale", [((2, 2), 1.0), ((3, 4), 0.5), ((7, 7), 1.0)])
+def test_roi_pool_kernel_matches_the_reference(monkeypatch, rng, dtype, output_size, scale):
+    x, rois = _roi_inputs(rng, dtype)
+    y_ref, arg_ref, geometry = _roi_reference(monkeypatch, x, rois, output_size, scale)
+    y, arg = roi_cupy.roi_pool(x, *geometry, compile=EMU)
+    assert y.dtype == dtype and arg.dtype == np.int64
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    assert (arg == -1).any() or output_size != (7, 7)  # some bins of the small rois are empty
+
+
+def test_roi_pool_kernel_grid_stride(monkeypatch, rng):
+    monkeypatch.setattr(roi_cupy, "BLOCK", 32)
+    monkeypatch.setattr(roi_cupy, "grid_size", lambda total, block: 1)
+    x, rois = _roi_inputs(rng, np.float64)
+    y_ref, arg_ref, geometry = _roi_reference(monkeypatch, x, rois, (3, 3))
+    y, arg = roi_cupy.roi_pool(x, *geometry, compile=EMU)
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(y, y_ref)
+
+
 # -- on a GPU: the routes themselves -------------------------------------------------------------------
 @needs_gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -287,6 +330,17 @@ def test_cupy_routes_take_the_kernels_and_match_numpy(monkeypatch, rng, dtype):
     np.testing.assert_allclose(cupy.asnumpy(FC.ctc_loss_backward(dtype(1.0), c_gpu)),
                                FC.ctc_loss_backward(dtype(1.0), c), rtol=tol, atol=tol)
     assert sorted(set(calls)) == ["ctc_alpha", "ctc_beta_grad", "max_pool2d", "max_pool2d_backward"]
+
+
+@needs_gpu
+def test_cupy_roi_pool_takes_the_kernel_and_matches_numpy(rng):
+    import cupy
+    x, rois = _roi_inputs(rng, np.float32)
+    x[1, 0, 2, 3] = 0.0  # the Numba route lets a NaN win only as a bin's first pixel; the kernel as argmax
+    y, cache = FR.roi_pool(x, rois, (3, 3))
+    y_gpu, cache_gpu = FR.roi_pool(cupy.asarray(x), cupy.asarray(rois), (3, 3))
+    np.testing.assert_array_equal(cupy.asnumpy(cache_gpu.arg), cache.arg)
+    np.testing.assert_array_equal(cupy.asnumpy(y_gpu), y)
 
 
 @needs_gpu
