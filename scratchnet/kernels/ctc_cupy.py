@@ -202,9 +202,11 @@ def ctc_beta_grad(log_probs, ext, skip, input_lengths, ext_lengths, alpha, logp,
     beta = xp.empty((N, T, L), dtype=lp.dtype)  # (N, T, L) written in full by ctc_beta
     dlp = xp.empty((N, T, C), dtype=lp.dtype)  # (N, T, C) written in full by ctc_grad
     i32, real = np.int32, lp.dtype.type
-    compile(SOURCE, "ctc_beta", lp.dtype)((N,), (block_size(L),), (lp, ext, skip, input_lengths, ext_lengths,
-                                                                    beta, i32(T), i32(C), i32(L), real(-np.inf)))
-    compile(SOURCE, "ctc_grad", lp.dtype)((grid_size(N * T, GRAD_BLOCK),), (GRAD_BLOCK,), (lp, ext, input_lengths, ext_lengths, alpha, beta,
-                                                                  logp, weight, dlp, i32(N), i32(T), i32(C), i32(L),
-                                                                  real(-np.inf)))
+    beta_kernel = compile(SOURCE, "ctc_beta", lp.dtype)
+    beta_kernel((N,), (block_size(L),), (lp, ext, skip, input_lengths, ext_lengths, beta, i32(T), i32(C), i32(L),
+                                         real(-np.inf)))
+    grad_kernel = compile(SOURCE, "ctc_grad", lp.dtype)
+    grad_kernel((grid_size(N * T, GRAD_BLOCK),), (GRAD_BLOCK,), (lp, ext, input_lengths, ext_lengths, alpha, beta, logp,
+                                                                 weight, dlp, i32(N), i32(T), i32(C), i32(L),
+                                                                 real(-np.inf)))
     return beta, dlp
