@@ -3,7 +3,8 @@
 # CuPy, PyTorch, pytest; no internet needed). It copies nothing from outside the repository and takes
 # about 7 minutes (at most 10, each part has its own timeout):
 #   1. the CuPy-parametrised tests (every test whose id names cupy/numpy/gpu/device), ~1 min;
-#   2. GPU timings of training steps, CuPy beside NumPy (LeNet-5; a 6-layer GPT), and the cost of
+#   2. GPU timings of training steps, CuPy beside NumPy (LeNet-5; a 6-layer GPT; CTC loss + backward on
+#      the CUDA kernels and on the reference's time loop), and the cost of
 #      dropout on the GPU: nanoGPT's baby GPT step with dropout 0.2 over the same step without
 #      (target <= 1.2x), ~1 min;
 #   3. chapter 21's notebook on the GPU (nanoGPT's baby GPT, SCRATCHNET_DEVICE=gpu) with training
@@ -102,6 +103,34 @@ def lenet_step(device, batch=256):
     return step
 
 
+def ctc_step(device, N=64, T=200, C=29, S=40):
+    """CTC loss + backward (the issue's N 64, T 200, 40 labels): 204 ms on the reference's time loop."""
+    from scratchnet.functional import ctc_loss, ctc_loss_backward
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((N, T, C)).astype(np.float32)
+    lp = to_device(z - np.log(np.exp(z).sum(-1, keepdims=True)), device)
+    args = [to_device(a, device) for a in (rng.integers(1, C, (N, S)), np.full(N, T), np.full(N, S))]
+
+    def step():
+        loss, cache = ctc_loss(lp, *args)
+        ctc_loss_backward(np.float32(1.0), cache)
+        return float(loss)
+    return step
+
+
+def reference_only(step):
+    """``step`` with SCRATCHNET_JIT=0: the vectorised reference instead of the kernels."""
+    import os
+
+    def run():
+        os.environ["SCRATCHNET_JIT"] = "0"
+        try:
+            return step()
+        finally:
+            os.environ.pop("SCRATCHNET_JIT")
+    return run
+
+
 rows = []
 
 
@@ -116,6 +145,9 @@ print(f"{'workload (median s per training step)':<44}{'CuPy':>13} {'NumPy':>13} 
 row("LeNet-5 (modern), batch 256", timed(lenet_step("cpu"), "cpu", 2, 5), timed(lenet_step("gpu"), "gpu", 3, 20))
 row("GPT 6x384, block 256, batch 8, dropout 0.2", timed(gpt_step("cpu", 8, 0.2), "cpu", 1, 3),
     timed(gpt_step("gpu", 8, 0.2), "gpu", 3, 10))
+row("CTC loss+backward N64 T200 S40, CUDA kernels", timed(ctc_step("cpu"), "cpu", 2, 10),
+    timed(ctc_step("gpu"), "gpu", 3, 20))
+row("CTC loss+backward, reference time loop", None, timed(reference_only(ctc_step("gpu")), "gpu", 1, 3))
 with_drop = timed(gpt_step("gpu", 64, 0.2), "gpu", 3, 10)
 without = timed(gpt_step("gpu", 64, 0.0), "gpu", 3, 10)
 row("baby GPT (batch 64), dropout 0.2", None, with_drop)
