@@ -8,10 +8,13 @@ Randomness follows the data too: ``keep_mask`` / ``random_uniform`` / ``random_s
 draw with the caller's NumPy generator on the CPU and, for CuPy arrays, on the GPU with a cuRAND
 generator seeded by one draw from that same NumPy generator. A seed therefore gives reproducible
 runs on each device, but the CPU and the GPU draw *different* masks and noise for the same seed.
+Inside ``same_draws_as_cpu()`` the GPU takes the CPU's draws instead (drawn on the host, then copied):
+slow, but a step on the GPU then sees exactly the masks of the same step on the CPU (the device tests).
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -25,7 +28,7 @@ except Exception as e:  # ImportError, or a CUDA runtime that fails to load
 __all__ = [
     "get_array_module", "gpu_available", "to_device", "device_of", "scatter_add",
     "asnumpy", "is_cupy", "require_numpy", "require_gpu", "check_device", "device_from_env",
-    "keep_mask", "random_uniform", "random_standard_normal",
+    "keep_mask", "random_uniform", "random_standard_normal", "same_draws_as_cpu",
 ]
 
 DEVICES = ("cpu", "gpu")
@@ -133,6 +136,24 @@ def scatter_add(target, indices, values) -> None:
 
 # -- randomness on the array's device ---------------------------------------------------------------------
 _DEVICE_GENERATORS: dict = {}
+_HOST_DRAWS = [False]  # set by same_draws_as_cpu()
+
+
+@contextmanager
+def same_draws_as_cpu():
+    """Within: random draws for CuPy arrays are the NumPy generator's own (the CPU's numbers), drawn
+    on the host and copied to the device. For comparing a GPU step with a CPU step, not for training."""
+    old = _HOST_DRAWS[0]
+    _HOST_DRAWS[0] = True
+    try:
+        yield
+    finally:
+        _HOST_DRAWS[0] = old
+
+
+def _on_host(xp):
+    """True when this draw is made by the NumPy generator: NumPy arrays, or inside same_draws_as_cpu()."""
+    return xp is np or _HOST_DRAWS[0]
 
 
 def _device_generator(rng):
@@ -155,20 +176,23 @@ def keep_mask(rng, shape, p, *, xp=np):
     NumPy: ``rng.random(shape) >= p`` (float64 draws). CuPy: float32 uniforms drawn on the GPU by a
     generator seeded from ``rng`` (no host array, no copy across the bus); a different mask.
     """
-    if xp is np:
-        return rng.random(shape) >= p
+    if _on_host(xp):
+        mask = rng.random(shape) >= p
+        return mask if xp is np else xp.asarray(mask)
     return _device_generator(rng).random_sample(shape, dtype=np.float32) >= p
 
 
 def random_uniform(rng, shape, *, dtype=np.float64, xp=np):
     """U[0, 1) numbers of ``dtype`` (float32 or float64) on ``xp``'s device (NumPy: ``rng.random``)."""
-    if xp is np:
-        return rng.random(shape, dtype=dtype)
+    if _on_host(xp):
+        u = rng.random(shape, dtype=dtype)
+        return u if xp is np else xp.asarray(u)
     return _device_generator(rng).random_sample(shape, dtype=dtype)
 
 
 def random_standard_normal(rng, shape, *, dtype=np.float64, xp=np):
     """N(0, 1) numbers cast to ``dtype`` on ``xp``'s device (NumPy: float64 draws, then the cast)."""
-    if xp is np:
-        return rng.standard_normal(shape).astype(dtype)
+    if _on_host(xp):
+        z = rng.standard_normal(shape).astype(dtype)
+        return z if xp is np else xp.asarray(z)
     return _device_generator(rng).standard_normal(shape, dtype=dtype)

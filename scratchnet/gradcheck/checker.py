@@ -8,23 +8,84 @@ The check computes L = Σ ⟨g_k, y_k⟩ over the outputs y_k with fixed, seeded
 gradients g_k, so ∂L/∂x is exactly what ``backward(g, cache)`` must return. Each entry of each
 input is nudged by ±eps (``fast=True``: a few random directions instead, for big inputs).
 Tolerances live here, keyed by dtype: PyTorch's eps=1e-6, atol=1e-5, rtol=1e-3 for float64.
+
+Inside ``device_parity("gpu")`` the same two functions check something else: one forward and one
+backward on the device (inputs copied there, a module copied and moved with ``.to``, the same
+upstream gradients, the CPU's random draws) against the same on NumPy, output by output and gradient
+by gradient (``PARITY_TOLERANCES``). Running the catalogue in that mode checks every registered op
+and block on the GPU; ``device_parity("cpu")`` runs the same comparison on NumPy twice (the harness).
 """
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backend import asnumpy
+from ..backend import asnumpy, check_device, same_draws_as_cpu, to_device
 
-__all__ = ["TOLERANCES", "GradResult", "GradcheckReport", "check_function", "check_module",
-           "assert_gradients", "assert_module_gradients"]
+__all__ = ["TOLERANCES", "PARITY_TOLERANCES", "GradResult", "GradcheckReport", "check_function", "check_module",
+           "assert_gradients", "assert_module_gradients", "device_parity"]
 
 TOLERANCES = {
     np.dtype(np.float64): dict(eps=1e-6, atol=1e-5, rtol=1e-3),
     np.dtype(np.float32): dict(eps=1e-2, atol=1e-2, rtol=5e-2),
 }
+
+
+# device against NumPy: the same float64 (or float32) arithmetic in another order and another libm
+PARITY_TOLERANCES = {
+    np.dtype(np.float64): dict(atol=1e-8, rtol=1e-6),
+    np.dtype(np.float32): dict(atol=1e-4, rtol=1e-3),
+}
+_PARITY = {"device": None}  # the device compared with NumPy inside device_parity(), else None
+
+
+@contextmanager
+def device_parity(device: str = "gpu"):
+    """Within: ``check_function`` / ``check_module`` compare one forward and backward on ``device`` with
+    NumPy's instead of checking gradients by central differences; their reports' titles end in
+    ``[<device> = numpy]``. Random draws on the device are the CPU's (``same_draws_as_cpu``)."""
+    check_device(device, "device_parity")
+    old = _PARITY["device"]
+    _PARITY["device"] = device
+    try:
+        with same_draws_as_cpu():
+            yield
+    finally:
+        _PARITY["device"] = old
+
+
+def _copy(a):
+    """A fresh copy of an input: arrays of either device by ``.copy()``, anything else deeply."""
+    return a.copy() if hasattr(a, "shape") and hasattr(a, "copy") else copy.deepcopy(a)
+
+
+def _moved(a, device):
+    """An input as the device run gets it: NumPy arrays copied to ``device``, anything else as is."""
+    return to_device(a, device) if isinstance(a, np.ndarray) else a
+
+
+def _parity(title, names, host, dev, device, seed):
+    """host, dev: (run_forward, run_backward) on NumPy and on ``device``. One forward and backward each
+    with the same seeded upstream gradients; a row per output and per gradient (device = "analytic")."""
+    rng = np.random.default_rng(seed)
+    outputs = host[0]()
+    grads = _upstream(outputs, rng)
+    host_grads = host[1](grads)
+    dev_outputs = dev[0]()
+    dev_grads = dev[1](tuple(None if g is None else to_device(g, device) for g in grads))
+    report = GradcheckReport(f"{title} [{device} = numpy]", device=device)
+    pairs = [(f"output{k}", d, h) for k, (d, h) in enumerate(zip(dev_outputs, outputs))
+             if _is_float_array(h) or isinstance(h, float)]
+    pairs += [(name, d, h) for name, d, h in zip(names, dev_grads, host_grads) if h is not None or d is not None]
+    for name, d, h in pairs:
+        h = np.asarray(asnumpy(h))
+        d = np.zeros_like(h) if d is None else d
+        report.results.append(_compare(name, d, h, PARITY_TOLERANCES.get(h.dtype, PARITY_TOLERANCES[np.dtype(
+            np.float64)])))
+    return report
 
 
 @dataclass
@@ -42,18 +103,21 @@ class GradResult:
 
 @dataclass
 class GradcheckReport:
-    """One row per checked input; ``ok`` when every row passes."""
+    """One row per checked input; ``ok`` when every row passes. ``device``: set by ``device_parity``,
+    whose rows compare that device's results ("analytic") with NumPy's ("numeric")."""
     title: str
     results: list = field(default_factory=list)
+    device: str | None = None
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
     def __str__(self) -> str:
-        lines = [f"gradcheck {self.title}: {'PASS' if self.ok else 'FAIL'}",
+        a, n = ("analytic", "numeric") if self.device is None else (self.device, "numpy")
+        lines = [f"{'gradcheck' if self.device is None else 'parity'} {self.title}: {'PASS' if self.ok else 'FAIL'}",
                  f"  {'input':<14}{'shape':<18}{'max|a-n|':>11}{'rel err':>11}  "
-                 f"{'worst index':<16}{'analytic':>12}{'numeric':>12}"]
+                 f"{'worst index':<16}{a:>12}{n:>12}"]
         for r in self.results:
             mark = "" if r.ok else "  <-- FAIL"
             lines.append(f"  {r.name:<14}{str(r.shape):<18}{r.max_abs_err:>11.2e}{r.rel_err:>11.2e}  "
@@ -176,25 +240,33 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=None,
     arrays = [inputs[i] if inputs[i].flags.c_contiguous else np.ascontiguousarray(inputs[i]) for i in wrt]
     for i, a in zip(wrt, arrays):
         inputs[i] = a
-    state = {}
 
-    def run_forward():
-        args = [a.copy() if isinstance(a, np.ndarray) else copy.deepcopy(a) for a in inputs]
-        y, cache = forward(*args, **options)
-        state["cache"] = cache
-        return _as_tuple(y)
+    def runs(inputs):
+        """(run_forward, run_backward) on these inputs (copied before each call)."""
+        state = {}
 
-    def run_backward(grads):
-        run_forward()
-        g = grads if len(grads) > 1 else (grads[0] if np.ndim(grads[0]) else float(grads[0]))
-        out = _as_tuple(backward(g, state["cache"]))
-        if len(out) != len(wrt):  # optional inputs passed as None get None gradients: drop them
-            out = tuple(o for o in out if o is not None)
-        if len(out) != len(wrt):
-            raise ValueError(f"gradcheck: backward returned {len(out)} gradients for {len(wrt)} inputs")
-        return out
+        def run_forward():
+            y, cache = forward(*[_copy(a) for a in inputs], **options)
+            state["cache"] = cache
+            return _as_tuple(y)
 
+        def run_backward(grads):
+            run_forward()
+            g = grads if len(grads) > 1 else (grads[0] if np.ndim(grads[0]) else float(grads[0]))
+            out = _as_tuple(backward(g, state["cache"]))
+            if len(out) != len(wrt):  # optional inputs passed as None get None gradients: drop them
+                out = tuple(o for o in out if o is not None)
+            if len(out) != len(wrt):
+                raise ValueError(f"gradcheck: backward returned {len(out)} gradients for {len(wrt)} inputs")
+            return out
+        return run_forward, run_backward
+
+    run_forward, run_backward = runs(inputs)
     title = title or getattr(forward, "__name__", "function")
+    device = _PARITY["device"]
+    if device is not None:
+        return _parity(title, names, (run_forward, run_backward), runs([_moved(a, device) for a in inputs]),
+                       device, seed)
     return _check(title, names, arrays, run_forward, run_backward, eps=eps, atol=atol, rtol=rtol,
                   seed=seed, fast=fast, n_dirs=n_dirs)
 
@@ -214,26 +286,37 @@ def check_module(module, inputs, *, eps=None, atol=None, rtol=None, seed=0, fast
     """
     inputs = list(_as_tuple(inputs))
     forward_kwargs = forward_kwargs or {}
-    rngs = _rng_states(module)
     in_idx = [i for i, a in enumerate(inputs) if _is_float_array(a)] if check_inputs else []
-    params = list(module.named_parameters())  # a list: it is iterated twice below
-    names = [f"input{i}" for i in in_idx] + [n for n, _ in params]
-    arrays = [inputs[i] for i in in_idx] + [p.data for _, p in params]
+    names = [f"input{i}" for i in in_idx] + [n for n, _ in module.named_parameters()]
+    arrays = [inputs[i] for i in in_idx] + [p.data for _, p in module.named_parameters()]
 
-    def run_forward():
-        for g, st in rngs:
-            g.bit_generator.state = copy.deepcopy(st)
-        module.clear_caches()
-        return _as_tuple(module(*inputs, **forward_kwargs))
+    def runs(module, inputs, forward_kwargs):
+        """(run_forward, run_backward) of this module on these inputs."""
+        rngs = _rng_states(module)
+        params = [p for _, p in module.named_parameters()]
 
-    def run_backward(grads):
-        module.zero_grad()
-        run_forward()
-        g = grads if len(grads) > 1 else (grads[0] if np.ndim(grads[0]) else float(grads[0]))
-        dx = _as_tuple(module.backward(g))
-        dins = [dx[k] if k < len(dx) else None for k in range(len(in_idx))]
-        return dins + [p.grad.copy() for _, p in params]
+        def run_forward():
+            for g, st in rngs:
+                g.bit_generator.state = copy.deepcopy(st)
+            module.clear_caches()
+            return _as_tuple(module(*inputs, **forward_kwargs))
 
+        def run_backward(grads):
+            module.zero_grad()
+            run_forward()
+            g = grads if len(grads) > 1 else (grads[0] if np.ndim(grads[0]) else float(grads[0]))
+            dx = _as_tuple(module.backward(g))
+            dins = [dx[k] if k < len(dx) else None for k in range(len(in_idx))]
+            return dins + [p.grad.copy() for p in params]
+        return run_forward, run_backward
+
+    run_forward, run_backward = runs(module, inputs, forward_kwargs)
+    device = _PARITY["device"]
+    if device is not None:  # a copy of the module on the device, the inputs and keyword arrays moved there
+        moved = copy.deepcopy(module).to(device)
+        dev = runs(moved, [_moved(a, device) for a in inputs],
+                   {k: _moved(v, device) for k, v in forward_kwargs.items()})
+        return _parity(type(module).__name__, names, (run_forward, run_backward), dev, device, seed)
     return _check(type(module).__name__, names, arrays, run_forward, run_backward, eps=eps, atol=atol,
                   rtol=rtol, seed=seed, fast=fast, n_dirs=n_dirs)
 
