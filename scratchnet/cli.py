@@ -9,8 +9,9 @@
     scratchnet book [--out DIR]              the chapters and notebooks as a website (DIR/index.html)
 
 ``run --json`` ends with one line of strict JSON: a metric that is NaN or infinite is written as
-null. ``run --device gpu`` first checks that CuPy and a CUDA device are usable (exit 1 naming what is
-missing), then sets ``SCRATCHNET_DEVICE=gpu`` for the kernel; notebooks read it with
+null. ``run --device gpu`` first checks that the notebook reads the setting (a CPU-only notebook: exit 1,
+one line saying so and why, ``runs.CPU_ONLY``), then that CuPy and a CUDA device are usable (exit 1 naming
+what is missing), then sets ``SCRATCHNET_DEVICE=gpu`` for the kernel; notebooks read it with
 ``scratchnet.backend.device_from_env()``. ``run`` and ``bench`` apply the allocator tuning of training
 loops (``scratchnet/_alloc.py``; ``SCRATCHNET_MALLOC=default`` opts out): ``bench`` in its own process,
 ``run`` in the notebook's kernel.
@@ -64,9 +65,11 @@ def cmd_run(args) -> int:
     from contextlib import nullcontext
 
     from .backend import check_device
-    from .runs import NotebookError, _environ, json_safe, run_notebook
+    from .runs import NotebookError, _environ, check_notebook_device, find_notebook, json_safe, run_notebook
     device = getattr(args, "device", None)
     try:
+        if device == "gpu":  # a CPU-only notebook is refused first, whatever this machine has
+            check_notebook_device(find_notebook(args.name), device)
         if device is not None:
             check_device(device, "--device")
         with _environ(SCRATCHNET_DEVICE=device) if device is not None else nullcontext():
@@ -203,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="folder for the executed copy and metrics (default: runs)")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None,
                    help="set SCRATCHNET_DEVICE for the notebook (default: inherit it, else the notebook's cpu); "
-                        "gpu needs CuPy and a CUDA device")
+                        "gpu needs CuPy, a CUDA device and a notebook that reads the setting (the README lists them)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("gradcheck", help="run the registered gradient checks")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 __all__ = ["record", "METRIC_NAMES", "json_safe", "find_notebook", "run_notebook", "notebook_dirs",
-           "NotebookError"]
+           "NotebookError", "reads_device", "CPU_ONLY", "check_notebook_device"]
 
 
 # -- recording, inside the notebook ----------------------------------------------------------------
@@ -98,6 +98,58 @@ def find_notebook(name) -> Path:
     searched = ", ".join(str(d) for d in notebook_dirs()) or "(no notebooks folder found)"
     raise FileNotFoundError(f"find_notebook: no notebook called {name!r} in {searched}; "
                             "`scratchnet list` shows the chapters")
+
+
+# -- which notebooks run on a GPU ---------------------------------------------------------------------
+# A notebook honours ``scratchnet run NAME --device gpu`` when it reads the setting: a code line calling
+# ``device_from_env()`` (``DEVICE = device_from_env()`` in its setup cell, then ``fit(..., device=DEVICE)``).
+# Every other notebook runs on the CPU only; why, in a few words (tests/test_cli.py keeps this table and
+# the notebooks in step: an entry for each notebook that does not read the setting, none for one that does).
+CPU_ONLY = {
+    "02-rbm": "its RBMs train by contrastive divergence in their own NumPy loop (RBM.fit), not fit()",
+    "04-dsn": "its modules are fitted by their own solvers (RBM.fit, L-BFGS), not fit()",
+    "14-rnn-bptt": "its training loop is written out in the notebook, not fit()",
+    "17-ctc": "its training loop is written out in the notebook, not fit()",
+    "18-deep-speech": "its training loop is written out in the notebook, not fit()",
+    "19-attention": "its training loop is written out in the notebook, not fit()",
+    "20-transformer": "its training loops are written out in the notebook, not fit()",
+    "22-bert": "its training loops are written out in the notebook, not fit()",
+    "24-las": "its training loop is written out in the notebook, not fit()",
+    "25-speech-transformer": "its training loop is written out in the notebook, not fit()",
+    "26-wav2vec2": "its pre-training and fine-tuning loops are written out in the notebook, not fit()",
+    "27-rcnn": "its detectors train in their own loops (train_faster_rcnn and the notebook's), not fit()",
+    "28-yolo": "its detector trains in its own loop (train_yolo), not fit()",
+    "29-mask-rcnn": "its detector trains in its own loop (train_mask_rcnn), not fit()",
+    "30-dcgan": "its GAN trains in a loop written out in the notebook, not fit()",
+    "31-wgan": "its GANs train in a loop written out in the notebook, not fit()",
+    "32-multimodal": "its models train in their own loop (train_bimodal), not fit()",
+    "34-quantization": "its quantisation-aware training keeps NumPy observers and weight scales, and its "
+                       "int8 kernels run on the CPU only",
+}
+
+
+def reads_device(path) -> bool:
+    """True when a code cell of the notebook at ``path`` calls ``device_from_env(`` (comment lines and
+    markdown do not count): the notebook then honours ``SCRATCHNET_DEVICE``."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        lines = "".join(source).splitlines() if isinstance(source, list) else source.splitlines()
+        if any("device_from_env(" in line.split("#", 1)[0] for line in lines):
+            return True
+    return False
+
+
+def check_notebook_device(path, device) -> None:
+    """Raise ValueError, in one line naming the notebook, when ``device`` is 'gpu' and the notebook at
+    ``path`` runs on the CPU only (it does not read ``device_from_env``); say why when ``CPU_ONLY`` knows."""
+    if device != "gpu" or reads_device(path):
+        return
+    stem = Path(path).stem
+    why = CPU_ONLY.get(stem, "it does not read the device setting (scratchnet.backend.device_from_env)")
+    raise ValueError(f"notebook {stem} runs on the CPU only: {why}; run it without --device gpu")
 
 
 @contextlib.contextmanager

@@ -306,12 +306,13 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs, batch_size, rng=N
 
 
 def fit_budget(model, loss_fn, optimizer, train, val, *, epochs, batch_size, max_minutes, rng=None,
-               scheduler=None, prepare=None, clip_norm=None, log_every=None, disable=None):
+               scheduler=None, prepare=None, clip_norm=None, log_every=None, disable=None, device=None):
     """``train.fit`` with a wall-clock cap that keeps the weights of the best validation epoch.
 
     Training stops after ``epochs``, or at the end of the first epoch after which another epoch as
     long as the last one would pass ``max_minutes``; the best-val_accuracy weights are loaded back
-    before returning (``history.best_epoch`` says which).
+    before returning (``history.best_epoch`` says which). ``device`` is ``fit``'s: the model trains
+    there and stays there, the best weights loaded back onto it (they are kept as NumPy copies).
     """
     best = {"acc": -math.inf, "state": None, "epoch": 0}
     t0 = time.perf_counter()
@@ -325,7 +326,7 @@ def fit_budget(model, loss_fn, optimizer, train, val, *, epochs, batch_size, max
 
     history = fit(model, loss_fn, optimizer, train, val, epochs=epochs, batch_size=batch_size, rng=rng,
                   scheduler=scheduler, scheduler_per="step", prepare=prepare, clip_norm=clip_norm,
-                  log_every=log_every, disable=disable, on_epoch_end=on_epoch_end)
+                  log_every=log_every, disable=disable, on_epoch_end=on_epoch_end, device=device)
     model.load_state_dict(best["state"])
     history.best_epoch = best["epoch"]
     return history

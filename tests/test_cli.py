@@ -103,3 +103,121 @@ def test_bench_unknown_pattern_exits_1_and_bench_keeps_freed_memory(capsys, monk
     monkeypatch.setattr(_alloc, "keep_freed_memory", lambda: calls.append(1) or True)
     assert cli.main(["bench", "no-such-workload-anywhere", "--repeats", "1"]) == 1
     assert calls  # the command applies the allocator tuning (and so does the harness)
+
+
+# -- run --device gpu: which notebooks read the setting ---------------------------------------------------------
+def _fake_run(monkeypatch):
+    """Replace run_notebook with a recorder of the device each run would have seen."""
+    import os
+    seen = []
+    monkeypatch.setattr(runs, "run_notebook", lambda name, **kw: seen.append(os.environ.get("SCRATCHNET_DEVICE"))
+                        or {"val_loss": 1.0})
+    monkeypatch.delenv("SCRATCHNET_DEVICE", raising=False)
+    return seen
+
+
+def _pretend_gpu(monkeypatch):
+    """A machine with a usable GPU, as far as the device check goes; returns the devices it was asked about."""
+    from scratchnet import backend
+    asked = []
+    monkeypatch.setattr(backend, "gpu_available", lambda: True)
+    monkeypatch.setattr(backend, "check_device", lambda device, who="scratchnet": asked.append(device) or device)
+    return asked
+
+
+def test_run_device_gpu_refuses_a_cpu_only_notebook_in_one_line(monkeypatch, capsys):
+    seen, asked = _fake_run(monkeypatch), _pretend_gpu(monkeypatch)
+    assert cli.main(["run", "02", "--device", "gpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("scratchnet run: notebook 02-rbm runs on the CPU only: ")
+    assert runs.CPU_ONLY["02-rbm"] in err and "without --device gpu" in err
+    assert not seen and not asked  # refused before the device check and before any kernel starts
+    assert cli.main(["run", "02", "--device", "cpu"]) == 0 and seen == ["cpu"]  # the CPU is always fine
+    assert cli.main(["run", "02"]) == 0 and seen == ["cpu", None]
+
+
+def test_run_device_gpu_refusal_comes_first_on_a_machine_without_a_gpu(monkeypatch, capsys):
+    from scratchnet import backend
+    seen = _fake_run(monkeypatch)
+    monkeypatch.setattr(backend, "_cupy", None)  # this machine, whatever it has
+    assert cli.main(["run", "30-dcgan", "--device", "gpu"]) == 1
+    err = capsys.readouterr().err
+    assert "notebook 30-dcgan runs on the CPU only" in err and "no usable GPU" not in err and not seen
+
+
+@pytest.mark.parametrize("name", ["21", "05-convolution", "mlp"])
+def test_run_device_gpu_accepts_a_notebook_that_reads_the_setting(name, monkeypatch, capsys):
+    from scratchnet import backend
+    seen, asked = _fake_run(monkeypatch), _pretend_gpu(monkeypatch)
+    assert cli.main(["run", name, "--device", "gpu"]) == 0
+    assert asked == ["gpu"] and seen == ["gpu"]  # checked, then run with SCRATCHNET_DEVICE=gpu
+    monkeypatch.undo()  # the real device check: accepted up to it, refused there without a GPU
+    seen = _fake_run(monkeypatch)
+    monkeypatch.setattr(backend, "_cupy", None)
+    capsys.readouterr()
+    assert cli.main(["run", name, "--device", "gpu"]) == 1
+    err = capsys.readouterr().err
+    assert "no usable GPU" in err and "CPU only" not in err and not seen
+
+
+def test_reads_device_looks_at_code_lines_only(tmp_path, monkeypatch, capsys):
+    import json as json_
+    seen, _ = _fake_run(monkeypatch), _pretend_gpu(monkeypatch)
+
+    def notebook(name, code, markdown=""):
+        cells = [{"cell_type": "markdown", "metadata": {}, "source": [markdown]},
+                 {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                  "source": code.splitlines(keepends=True)}]
+        path = tmp_path / f"{name}.ipynb"
+        path.write_text(json_.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        return path
+
+    reads = notebook("97-reads", "import os\nfrom scratchnet.backend import device_from_env\n"
+                                 "DEVICE = device_from_env()  # the setting\n")
+    comment = notebook("96-comment", "# DEVICE = device_from_env()\nx = 1  # device_from_env() one day\n",
+                       markdown="Run it with `DEVICE = device_from_env()`.")
+    imports = notebook("95-imports", "from scratchnet.backend import device_from_env\n")
+    assert runs.reads_device(reads) and not runs.reads_device(comment) and not runs.reads_device(imports)
+    assert cli.main(["run", str(reads), "--device", "gpu"]) == 0 and seen == ["gpu"]
+    assert cli.main(["run", str(comment), "--device", "gpu"]) == 1
+    err = capsys.readouterr().err
+    assert "notebook 96-comment runs on the CPU only: it does not read the device setting" in err
+
+
+# -- the GPU notebooks cannot drift from what they claim ----------------------------------------------------------
+NOTEBOOKS = sorted((runs.PACKAGE_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _code_tree(path):
+    import ast
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    code = "\n".join(line for c in cells if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()
+                     if not line.lstrip().startswith(("%", "!")))
+    return ast.parse(code)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_gpu_notebooks_read_the_device_and_pass_it_to_every_fit(path):
+    """A notebook either reads the setting (DEVICE = device_from_env(), and every fit / fit_budget call gets
+    device=DEVICE) or is listed in runs.CPU_ONLY with its reason, never both."""
+    import ast
+    if path.stem in runs.CPU_ONLY:
+        assert not runs.reads_device(path), f"{path.name} reads device_from_env: remove it from runs.CPU_ONLY"
+        return
+    assert runs.reads_device(path), (f"{path.name} does not read device_from_env: make it (DEVICE = "
+                                     "device_from_env() and fit(..., device=DEVICE)) or list it in runs.CPU_ONLY")
+    tree = _code_tree(path)
+    assigned = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                and ast.unparse(n) == "DEVICE = device_from_env()"]
+    assert assigned, f"{path.name}: no `DEVICE = device_from_env()` line"
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+             and n.func.id in ("fit", "fit_budget")]
+    missing = [ast.unparse(c)[:100] for c in calls
+               if not any(k.arg == "device" and ast.unparse(k.value) == "DEVICE" for k in c.keywords)]
+    assert not missing, f"{path.name}: fit calls without device=DEVICE: {missing}"
+
+
+def test_cpu_only_table_names_existing_notebooks():
+    stems = {p.stem for p in NOTEBOOKS}
+    assert set(runs.CPU_ONLY) <= stems, sorted(set(runs.CPU_ONLY) - stems)
+    assert all(isinstance(why, str) and why and "\n" not in why for why in runs.CPU_ONLY.values())

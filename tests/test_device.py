@@ -108,6 +108,22 @@ def test_fit_device_cpu_is_the_default_path_bit_for_bit():
     assert la == lb and va == vb and all(np.array_equal(a, b) for a, b in zip(wa, wb))
 
 
+def test_fit_budget_passes_the_device_on():
+    from scratchnet.train import fit_budget
+    data, val = blobs(np.random.default_rng(0)), blobs(np.random.default_rng(1), 40)
+    runs_ = []
+    for device in (None, "cpu"):
+        model = mlp(p=0.2)
+        hist = fit_budget(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), data, val, epochs=3,
+                          batch_size=20, max_minutes=60, rng=np.random.default_rng(3), disable=True, device=device)
+        runs_.append((hist.step_loss, hist.best_epoch, [p.data.copy() for p in model.parameters()]))
+    (la, ea, wa), (lb, eb, wb) = runs_
+    assert la == lb and ea == eb and all(np.array_equal(a, b) for a, b in zip(wa, wb))
+    with pytest.raises(ValueError, match="fit: device must be 'cpu' or 'gpu', got 'cuda'"):
+        fit_budget(mlp(), nn.CrossEntropyLoss(), SGD(mlp().parameters(), lr=0.1), data, val, epochs=1,
+                   batch_size=20, max_minutes=1, disable=True, device="cuda")
+
+
 # -- scratchnet run --device ----------------------------------------------------------------------------------
 def test_run_device_sets_the_kernel_setting(monkeypatch, capsys):
     seen = {}
@@ -311,3 +327,44 @@ def test_gpt_dropout_step_cost_cupy():
 
     with_dropout, without = median_step(0.2), median_step(0.0)
     assert with_dropout <= 1.2 * without, f"dropout step {with_dropout:.3f} s vs {without:.3f} s without"
+
+
+@needs_gpu
+def test_fit_budget_device_gpu_cupy_keeps_the_best_weights_on_the_gpu():
+    import cupy
+
+    from scratchnet.train import fit_budget
+    data, val = blobs(np.random.default_rng(0)), blobs(np.random.default_rng(1), 40)
+    model = mlp()
+    hist = fit_budget(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), data, val, epochs=3,
+                      batch_size=20, max_minutes=60, rng=np.random.default_rng(3), disable=True, device="gpu")
+    assert 1 <= hist.best_epoch <= 3 and all(isinstance(p.data, cupy.ndarray) for p in model.parameters())
+
+
+@needs_gpu
+def test_notebook_patterns_cupy_speech_classifier_and_pruning():
+    """What notebooks 15/16 and 33 do around fit(device="gpu"): (x, lengths) batches with mean pooling; a
+    pruning step on the CPU model while the optimizer's state is still on the GPU."""
+    import cupy
+
+    from scratchnet.models.pruning import LeNet300100, apply_masks, magnitude_masks
+    from scratchnet.models.speech_classifier import SpeechClassifier, bucketed_batches
+    r = np.random.default_rng(0)
+    feats = [r.standard_normal((int(n), 6)).astype(np.float32) for n in r.integers(3, 9, 24)]
+    lengths, labels = np.array([len(f) for f in feats]), r.integers(0, 3, 24)
+    clf = SpeechClassifier(6, 8, 3, cell="lstm", pool="mean", rng=0)
+    hist = fit(clf, nn.CrossEntropyLoss(), SGD(clf.parameters(), lr=0.1),
+               lambda: bucketed_batches(feats, lengths, labels, batch_size=8, rng=r), epochs=2, batch_size=8,
+               disable=True, device="gpu")
+    assert all(math.isfinite(v) for v in hist.step_loss)
+
+    x, y = r.standard_normal((64, 784)).astype(np.float32), r.integers(0, 10, 64)
+    net = LeNet300100(rng=0)
+    opt = SGD(net.parameters(), lr=0.05, momentum=0.9)
+    fit(net, nn.CrossEntropyLoss(), opt, (x, y), epochs=1, batch_size=32, disable=True, device="gpu")
+    net.to("cpu")
+    apply_masks(net, magnitude_masks(net, 0.5), opt)  # the momentum buffers are CuPy arrays here
+    assert any(isinstance(v, cupy.ndarray) for st in opt.state.values() for v in st.values())
+    fit(net, nn.CrossEntropyLoss(), opt, (x, y), epochs=1, batch_size=32, disable=True, device="gpu")
+    net.to("cpu")
+    assert all(np.all(m.weight.data[m.mask == 0] == 0) for m in net.layers if hasattr(m, "mask"))

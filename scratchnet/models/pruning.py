@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..backend import device_of, to_device
 from ..kernels.sparse import csr_matmat, to_csr
 from ..nn.conv import Conv2d, MaxPool2d
 from ..nn.layers import Flatten, Linear, ReLU
@@ -177,7 +178,9 @@ def apply_masks(model, masks, optimizer=None) -> None:
         if optimizer is not None:
             for value in optimizer.state.get(id(layer.weight), {}).values():
                 if hasattr(value, "shape") and value.shape == mask.shape:
-                    value *= layer.mask  # momentum / moments: no stored push at a pruned weight
+                    # momentum / moments: no stored push at a pruned weight (the state may still be on the
+                    # GPU, where fit(..., device="gpu") left it, while the model is back on the CPU)
+                    value *= to_device(layer.mask, device_of(value))
 # end-apply-masks
 
 

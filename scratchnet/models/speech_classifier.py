@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._random import get_rng
-from ..backend import get_array_module
+from ..backend import asnumpy, get_array_module
 from ..nn import GRU, LSTM, RNN, Dropout, Linear, Module
 
 __all__ = ["SpeechClassifier", "bucketed_batches", "stack_frames", "spec_augment"]
@@ -47,7 +47,7 @@ class SpeechClassifier(Module):
             feat = xp.concatenate([h_n[(L - 1) * K + d] for d in range(K)], axis=-1)  # (N, K·H)
             scale = None
         else:  # the mean of the valid frames
-            counts = np.full(N, T) if lengths is None else np.maximum(np.asarray(lengths), 1)
+            counts = np.full(N, T) if lengths is None else np.maximum(asnumpy(lengths), 1)  # (N,) lengths on any device
             scale = xp.asarray((1.0 / counts).astype(x.dtype))[:, None]  # (N, 1)
             feat = out[0].sum(axis=1) * scale  # (N, K·H): padded frames are zero already
         self.push((N, T, scale, len(out) - 1, x.dtype))
