@@ -1,4 +1,4 @@
-"""``python -m benchmarks [PATTERN] [--repeats N] [--warmup N] [--json PATH] [--list]``."""
+"""``python -m benchmarks [PATTERN] [--repeats N] [--warmup N] [--json PATH] [--list] [--device cpu|gpu]``."""
 import sys
 
 from .harness import main

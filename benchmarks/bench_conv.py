@@ -4,6 +4,7 @@ depthwise 3×3 layer), max pooling, 2-D batch norm, 100 LeNet-5 training steps, 
 
 Legend: N batch, C channels, H×W spatial size, k kernel. All float32.
 ``python -m benchmarks.bench_conv`` also prints the ResNet conv's GFLOP/s beside NumPy's GEMM peak.
+Every workload here also runs on the GPU (``--device gpu``: CuPy beside PyTorch on CUDA).
 
 The measurements behind the route choices of ``scratchnet/kernels/conv.py`` and
 ``scratchnet/kernels/pool.py`` and the shape of their loop kernels (two cores, float32, forward and
@@ -93,8 +94,11 @@ import numpy as np
 
 import scratchnet.functional as F
 from scratchnet import nn
+from scratchnet.backend import asnumpy, to_device
 
-from .harness import torch_or_none, torch_train_step, train_step, workload
+from .harness import torch_device, torch_for, torch_train_step, train_step, workload
+
+GPU = ("cpu", "gpu")  # every workload of this file runs on either device (``--device gpu``)
 
 # name: (N, C_in, C_out, H, k, padding)
 CONV_SHAPES = {
@@ -104,7 +108,8 @@ CONV_SHAPES = {
 }
 
 
-def _conv_setup(N, C_in, C_out, H, k, p, groups=1):
+def _conv_setup(N, C_in, C_out, H, k, p, groups=1, device="cpu"):
+    """conv2d forward + backward of x (N, C_in, H, H) with w (C_out, C_in/groups, k, k) on ``device``."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C_in, H, H), dtype=np.float32)  # (N, C_in, H, W)
     fan_in = C_in // groups * k * k
@@ -112,18 +117,20 @@ def _conv_setup(N, C_in, C_out, H, k, p, groups=1):
     b = np.zeros(C_out, np.float32)  # (C_out,)
     OH = H + 2 * p - k + 1
     dy = rng.standard_normal((N, C_out, OH, OH), dtype=np.float32)  # (N, C_out, OH, OW)
+    xs, ws, bs, dys = (to_device(a, device) for a in (x, w, b, dy))
 
     def run_scratchnet():
-        _, cache = F.conv2d(x, w, b, padding=p, groups=groups)
-        F.conv2d_backward(dy, cache)
+        _, cache = F.conv2d(xs, ws, bs, padding=p, groups=groups)
+        F.conv2d_backward(dys, cache)
 
-    torch = torch_or_none()
+    torch = torch_for(device)
     if torch is None:
         return run_scratchnet, None
-    tx = torch.from_numpy(x).requires_grad_(True)
-    tw = torch.from_numpy(w.copy()).requires_grad_(True)
-    tb = torch.from_numpy(b.copy()).requires_grad_(True)
-    tdy = torch.from_numpy(dy)
+    tdev = torch_device(device)
+    tx = torch.from_numpy(x).to(tdev).requires_grad_(True)
+    tw = torch.from_numpy(w.copy()).to(tdev).requires_grad_(True)
+    tb = torch.from_numpy(b.copy()).to(tdev).requires_grad_(True)
+    tdy = torch.from_numpy(dy).to(tdev)
 
     def run_torch():
         tx.grad = tw.grad = tb.grad = None
@@ -134,8 +141,12 @@ def _conv_setup(N, C_in, C_out, H, k, p, groups=1):
 
 def _register_conv(name, shape):
     N, C_in, C_out, H, k, p = shape
+
+    def setup(device="cpu"):
+        return _conv_setup(*shape, device=device)
+
     workload(f"conv.{name}_fwd_bwd", description=f"conv2d forward+backward, N={N}, {C_in}→{C_out}, "
-             f"{H}×{H}, k={k}, padding={p}")(lambda: _conv_setup(*shape))
+             f"{H}×{H}, k={k}, padding={p}", devices=GPU)(setup)
 
 
 for _name, _shape in CONV_SHAPES.items():
@@ -143,25 +154,27 @@ for _name, _shape in CONV_SHAPES.items():
 
 
 @workload("conv.depthwise3x3", description="depthwise conv2d (groups=C) forward+backward, N=64, C=128, "
-          "16×16, k=3, padding=1 (MobileNet's 3×3)")
-def depthwise3x3():
-    return _conv_setup(64, 128, 128, 16, 3, 1, groups=128)
+          "16×16, k=3, padding=1 (MobileNet's 3×3)", devices=GPU)
+def depthwise3x3(device="cpu"):
+    return _conv_setup(64, 128, 128, 16, 3, 1, groups=128, device=device)
 
 
-@workload("conv.max_pool2d_fwd_bwd", description="max_pool2d 2×2 forward+backward, N=32, C=64, 32×32")
-def max_pool_fwd_bwd():
+@workload("conv.max_pool2d_fwd_bwd", description="max_pool2d 2×2 forward+backward, N=32, C=64, 32×32", devices=GPU)
+def max_pool_fwd_bwd(device="cpu"):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((32, 64, 32, 32), dtype=np.float32)  # (N, C, H, W)
     dy = rng.standard_normal((32, 64, 16, 16), dtype=np.float32)  # (N, C, OH, OW)
+    xs, dys = to_device(x, device), to_device(dy, device)
 
     def run_scratchnet():
-        _, cache = F.max_pool2d(x, kernel_size=2)
-        F.max_pool2d_backward(dy, cache)
+        _, cache = F.max_pool2d(xs, kernel_size=2)
+        F.max_pool2d_backward(dys, cache)
 
-    torch = torch_or_none()
+    torch = torch_for(device)
     if torch is None:
         return run_scratchnet, None
-    tx, tdy = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+    tdev = torch_device(device)
+    tx, tdy = torch.from_numpy(x).to(tdev).requires_grad_(True), torch.from_numpy(dy).to(tdev)
 
     def run_torch():
         tx.grad = None
@@ -171,24 +184,26 @@ def max_pool_fwd_bwd():
 
 
 @workload("conv.batch_norm2d_fwd_bwd", description="batch_norm (N, C, H, W) training forward+backward, "
-          "N=32, C=64, 32×32")
-def batch_norm2d_fwd_bwd():
+          "N=32, C=64, 32×32", devices=GPU)
+def batch_norm2d_fwd_bwd(device="cpu"):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((32, 64, 32, 32), dtype=np.float32)  # (N, C, H, W)
     dy = rng.standard_normal(x.shape, dtype=np.float32)
     gamma, beta = np.ones(64, np.float32), np.zeros(64, np.float32)  # (C,)
     rm, rv = np.zeros(64, np.float32), np.ones(64, np.float32)  # (C,)
+    xs, dys, gs, bs, rms, rvs = (to_device(a, device) for a in (x, dy, gamma, beta, rm, rv))
 
     def run_scratchnet():
-        _, cache = F.batch_norm(x, gamma, beta, rm, rv, training=True)
-        F.batch_norm_backward(dy, cache)
+        _, cache = F.batch_norm(xs, gs, bs, rms, rvs, training=True)
+        F.batch_norm_backward(dys, cache)
 
-    torch = torch_or_none()
+    torch = torch_for(device)
     if torch is None:
         return run_scratchnet, None
-    tx = torch.from_numpy(x).requires_grad_(True)
-    tg, tb = torch.ones(64, requires_grad=True), torch.zeros(64, requires_grad=True)
-    trm, trv, tdy = torch.zeros(64), torch.ones(64), torch.from_numpy(dy)
+    tdev = torch_device(device)
+    tx = torch.from_numpy(x).to(tdev).requires_grad_(True)
+    tg, tb = torch.ones(64, requires_grad=True, device=tdev), torch.zeros(64, requires_grad=True, device=tdev)
+    trm, trv, tdy = torch.zeros(64, device=tdev), torch.ones(64, device=tdev), torch.from_numpy(dy).to(tdev)
 
     def run_torch():
         tx.grad = tg.grad = tb.grad = None
@@ -197,10 +212,10 @@ def batch_norm2d_fwd_bwd():
     return run_scratchnet, run_torch
 
 
-def torch_lenet5(model):
+def torch_lenet5(model, device="cpu"):
     """The PyTorch twin of ``scratchnet.models.lenet.LeNet5`` (paper variant): the same layers, C3 with
-    the model's Table I connection mask, fresh weights."""
-    torch = torch_or_none()
+    the model's Table I connection mask, fresh weights; on ``device`` ('cpu' or 'gpu')."""
+    torch = torch_for(device)
     tnn = torch.nn
 
     class Sub(tnn.Module):  # the paper's trainable subsampling
@@ -216,7 +231,7 @@ def torch_lenet5(model):
         def forward(self, t):
             return 1.7159 * torch.tanh(t * (2 / 3))
 
-    mask = torch.from_numpy(model.layers[4].mask)
+    mask = torch.from_numpy(asnumpy(model.layers[4].mask)).to(torch_device(device))
 
     class TableConv(tnn.Conv2d):  # C3 with Table I's connections
         def forward(self, t):
@@ -225,30 +240,32 @@ def torch_lenet5(model):
     tmodel = tnn.Sequential(tnn.Conv2d(1, 6, 5), Act(), Sub(6), Act(), TableConv(6, 16, 5), Act(), Sub(16), Act(),
                             tnn.Conv2d(16, 120, 5), Act(), tnn.Flatten(), tnn.Linear(120, 84), Act(),
                             tnn.Linear(84, 10))
-    return tmodel
+    return tmodel.to(torch_device(device))
 
 
 @workload("conv.lenet5_100_steps", description="100 LeNet-5 (paper variant) SGD training steps, batch 64, "
-          "32×32 inputs, forward+backward+update")
-def lenet5_100_steps():
+          "32×32 inputs, forward+backward+update", devices=GPU)
+def lenet5_100_steps(device="cpu"):
     from scratchnet.models.lenet import LeNet5
     from scratchnet.optim import SGD
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 1, 32, 32), dtype=np.float32)  # (N, 1, 32, 32)
     y = rng.integers(0, 10, 64)  # (N,)
-    model, crit = LeNet5(rng=0), nn.CrossEntropyLoss()
+    model, crit = LeNet5(rng=0).to(device), nn.CrossEntropyLoss()
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xs, ys = to_device(x, device), to_device(y, device)
 
     def run_scratchnet():
         for _ in range(100):  # one training step per iteration
-            train_step(model, crit, opt, x, y)
+            train_step(model, crit, opt, xs, ys)
 
-    torch = torch_or_none()
+    torch = torch_for(device)
     if torch is None:
         return run_scratchnet, None
-    tmodel = torch_lenet5(model)
+    tmodel = torch_lenet5(model, device)
     topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    tdev = torch_device(device)
+    tx, ty = torch.from_numpy(x).to(tdev), torch.from_numpy(y).to(tdev)
 
     def run_torch():
         for _ in range(100):  # one training step per iteration
@@ -257,16 +274,19 @@ def lenet5_100_steps():
     return run_scratchnet, run_torch
 
 
-@workload("conv.gemm_2048", description="float32 GEMM 2048×2048 @ 2048×2048 (the machine's matmul roof)")
-def gemm_2048():
+@workload("conv.gemm_2048", description="float32 GEMM 2048×2048 @ 2048×2048 (the machine's matmul roof)",
+          devices=GPU)
+def gemm_2048(device="cpu"):
     rng = np.random.default_rng(4)
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     b = rng.standard_normal((2048, 2048), dtype=np.float32)
-    torch = torch_or_none()
+    a_s, b_s = to_device(a, device), to_device(b, device)
+    torch = torch_for(device)
     if torch is None:
-        return (lambda: a @ b), None
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    return (lambda: a @ b), (lambda: ta @ tb)
+        return (lambda: a_s @ b_s), None
+    tdev = torch_device(device)
+    ta, tb = torch.from_numpy(a).to(tdev), torch.from_numpy(b).to(tdev)
+    return (lambda: a_s @ b_s), (lambda: ta @ tb)
 
 
 def gflops_report(repeats=5):

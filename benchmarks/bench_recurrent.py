@@ -18,16 +18,21 @@ routes were measured to save, at this workload's shapes on two cores:
   takes; the rest is the two (32 × 128) · (128 × 512) GEMMs per step (~5 ms each way over T = 100)
   and the whole-sequence GEMMs of dwx, dwh and dx. The backward walk now writes each step's dh into
   one buffer (``np.matmul(..., out=dh)``) instead of allocating it: no measurable change at this size.
+
+On the GPU (``--device gpu``) the same sequences run on CuPy arrays through the readable references (per
+step one GEMM and the gate arithmetic as separate CuPy kernels) beside PyTorch's CUDA LSTM and GRU.
 """
 import numpy as np
 
 import scratchnet.functional as F
-from benchmarks.harness import torch_or_none, workload
+from benchmarks.harness import torch_device, torch_for, workload
+from scratchnet.backend import to_device
 
 N, T, D, H = 32, 100, 40, 128
 
 
-def _setup(kind):
+def _setup(kind, device="cpu"):
+    """forward + backward of an LSTM or GRU layer over x (N, T, D) with dy on every step, on ``device``."""
     rng = np.random.default_rng(0)
     G = {"lstm": 4, "gru": 3}[kind]
     bound = 1.0 / np.sqrt(H)
@@ -36,22 +41,24 @@ def _setup(kind):
     wh = rng.uniform(-bound, bound, (H, G * H)).astype(np.float32)
     b = rng.uniform(-bound, bound, (G * H,)).astype(np.float32)
     dy = rng.standard_normal((N, T, H), dtype=np.float32)
+    xs, wxs, whs, bs, dys = (to_device(a, device) for a in (x, wx, wh, b, dy))
 
     def run_scratchnet():
         if kind == "lstm":
-            _, cache = F.lstm(x, None, None, wx, wh, b)
-            F.lstm_backward((dy, None, None), cache)
+            _, cache = F.lstm(xs, None, None, wxs, whs, bs)
+            F.lstm_backward((dys, None, None), cache)
         else:
-            _, cache = F.gru(x, None, wx, wh, b, b)
-            F.gru_backward((dy, None), cache)
+            _, cache = F.gru(xs, None, wxs, whs, bs, bs)
+            F.gru_backward((dys, None), cache)
 
-    torch = torch_or_none()
+    torch = torch_for(device)
     if torch is None:
         return run_scratchnet, None
+    tdev = torch_device(device)
     cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
-    net = cls(D, H, batch_first=True)
-    x_t = torch.tensor(x).requires_grad_()
-    dy_t = torch.tensor(dy)
+    net = cls(D, H, batch_first=True).to(tdev)
+    x_t = torch.tensor(x, device=tdev).requires_grad_()
+    dy_t = torch.tensor(dy, device=tdev)
 
     def run_torch():
         x_t.grad = None
@@ -62,11 +69,13 @@ def _setup(kind):
     return run_scratchnet, run_torch
 
 
-@workload("recurrent.lstm_fwd_bwd", description=f"N={N}, T={T}, D={D}, H={H}, float32, dy on every step")
-def lstm_fwd_bwd():
-    return _setup("lstm")
+@workload("recurrent.lstm_fwd_bwd", description=f"N={N}, T={T}, D={D}, H={H}, float32, dy on every step",
+          devices=("cpu", "gpu"))
+def lstm_fwd_bwd(device="cpu"):
+    return _setup("lstm", device)
 
 
-@workload("recurrent.gru_fwd_bwd", description=f"N={N}, T={T}, D={D}, H={H}, float32, dy on every step")
-def gru_fwd_bwd():
-    return _setup("gru")
+@workload("recurrent.gru_fwd_bwd", description=f"N={N}, T={T}, D={D}, H={H}, float32, dy on every step",
+          devices=("cpu", "gpu"))
+def gru_fwd_bwd(device="cpu"):
+    return _setup("gru", device)

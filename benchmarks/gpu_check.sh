@@ -170,18 +170,8 @@ if "$PY" -c "import nbclient, nbformat, ipykernel" 2>/dev/null; then
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
 else  # no Jupyter here: run the notebook's code cells in order in one Python process, as its kernel would
     echo "(nbclient/ipykernel missing: executing the code cells in-process)" | tee -a "$LOG/21-gpt.log"
-    SCRATCHNET_RECORD="$LOG/21-gpt.metrics.json" timeout 330 "$PY" - <<'PYEOF' 2>&1 | tee -a "$LOG/21-gpt.log"
-import json
-import os
-
-nb = json.load(open("notebooks/21-gpt.ipynb", encoding="utf-8"))
-os.chdir("notebooks")
-scope = {"__name__": "__main__"}
-for i, cell in enumerate(nb["cells"]):
-    if cell["cell_type"] == "code":
-        print(f"--- cell {i}", flush=True)
-        exec(compile("".join(cell["source"]), f"21-gpt.ipynb cell {i}", "exec"), scope)
-PYEOF
+    SCRATCHNET_RECORD="$LOG/21-gpt.metrics.json" timeout 330 "$PY" benchmarks/run_cells.py notebooks/21-gpt.ipynb \
+        2>&1 | tee -a "$LOG/21-gpt.log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
 fi
 [ -f "$LOG/21-gpt.metrics.json" ] && cat "$LOG/21-gpt.metrics.json"

@@ -1,11 +1,18 @@
 """Timing harness: a registry of workloads, each timed in scratchnet and (if installed) PyTorch.
 
-A workload is a zero-argument *setup* function registered with ``@workload("family.name")``. It
-builds its inputs and models (not timed) and returns two callables, ``(scratchnet_fn, torch_fn)``;
-``torch_fn`` is None when PyTorch is missing or has no counterpart. Each callable runs the work
-once and is timed with ``time.perf_counter`` as the median of ``repeats`` calls after ``warmup``
-untimed calls. The table reads: workload | scratchnet ms | torch ms | ratio (scratchnet / torch),
-so a ratio above 1 means scratchnet is slower.
+A workload is a *setup* function registered with ``@workload("family.name")``. It builds its inputs
+and models (not timed) and returns two callables, ``(scratchnet_fn, torch_fn)``; ``torch_fn`` is None
+when PyTorch is missing or has no counterpart. Each callable runs the work once and is timed with
+``time.perf_counter`` as the median of ``repeats`` calls after ``warmup`` untimed calls. The table
+reads: workload | scratchnet ms | torch ms | ratio (scratchnet / torch), so a ratio above 1 means
+scratchnet is slower.
+
+Devices: a workload runs on the CPU unless it declares more, ``@workload(..., devices=("cpu", "gpu"))``;
+its setup then takes ``device`` ('cpu' by default): scratchnet's side on CuPy arrays
+(``model.to(device)``, ``backend.to_device``), PyTorch's on ``torch_device(device)`` ('cuda'), with
+``torch_for(device)`` giving None where PyTorch has no CUDA device. ``--device gpu`` times only those
+workloads, and synchronises the device after every timed call (``cupy.cuda.Device().synchronize()``,
+``torch.cuda.synchronize()``), so a time is the work done, not its launch.
 
 Adding benchmarks for a family: create ``benchmarks/bench_<family>.py`` (it is found by name)::
 
@@ -33,12 +40,13 @@ Adding benchmarks for a family: create ``benchmarks/bench_<family>.py`` (it is f
 
 Rules for workloads: name them ``<family>.<what>``; fix every random input with a seeded
 generator; use float32 as training does; keep one call well under a second; never import torch
-at module level (use ``torch_or_none()``); a callable that starts asynchronous GPU work must
-synchronise before it returns. A workload that raises is reported as an error row, and the
+at module level (use ``torch_or_none()``); build the NumPy inputs first and move them, so that
+both devices time the same numbers. A workload that raises is reported as an error row, and the
 others still run.
 
-Run: ``python -m benchmarks [PATTERN] [--repeats N] [--warmup N] [--json out.json] [--list]`` or
-``scratchnet bench``. PATTERN selects workloads by name: a glob (``core.*adam*``) or a substring.
+Run: ``python -m benchmarks [PATTERN] [--repeats N] [--warmup N] [--json out.json] [--list]
+[--device cpu|gpu]`` or ``scratchnet bench``. PATTERN selects workloads by name: a glob
+(``core.*adam*``) or a substring.
 """
 from __future__ import annotations
 
@@ -47,6 +55,7 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import pathlib
@@ -57,18 +66,29 @@ import time
 import traceback
 from typing import Callable, Optional
 
-__all__ = ["Workload", "Result", "workload", "register", "torch_or_none", "train_step", "torch_train_step",
-           "discover", "select", "time_callable", "run", "format_table", "environment", "main", "REGISTRY"]
+__all__ = ["Workload", "Result", "workload", "register", "torch_or_none", "torch_for", "torch_device",
+           "train_step", "torch_train_step", "discover", "select", "time_callable", "synchronizers", "run",
+           "format_table", "environment", "gpu_environment", "main", "REGISTRY", "DEVICES"]
 
 BENCH_DIR = pathlib.Path(__file__).resolve().parent
+DEVICES = ("cpu", "gpu")
 
 
 @dataclasses.dataclass
 class Workload:
-    """A named benchmark: ``setup()`` → (scratchnet callable, torch callable or None)."""
+    """A named benchmark: ``setup()`` → (scratchnet callable, torch callable or None); a workload with
+    ``devices`` beyond ('cpu',) has ``setup(device)``."""
     name: str
-    setup: Callable[[], tuple]
+    setup: Callable[..., tuple]
     description: str = ""
+    devices: tuple = ("cpu",)
+
+    def make(self, device: str = "cpu") -> tuple:
+        """The two callables on ``device``: ``setup()`` for a CPU-only workload, else ``setup(device)``."""
+        if device not in self.devices:
+            raise ValueError(f"benchmarks: workload {self.name!r} runs on {', '.join(self.devices)}, "
+                             f"not on {device!r}")
+        return self.setup(device) if self.devices != ("cpu",) else self.setup()
 
 
 @dataclasses.dataclass
@@ -83,32 +103,43 @@ class Result:
     scratchnet_times_ms: list
     torch_times_ms: list
     error: Optional[str] = None
+    device: str = "cpu"
 
 
 REGISTRY: "dict[str, Workload]" = {}
 _TORCH = []  # cached result of the one torch import attempt
 
 
-def workload(name: str, *, description: str = ""):
-    """Decorator registering a setup function under ``name`` (``family.what``; unique)."""
+def workload(name: str, *, description: str = "", devices=("cpu",)):
+    """Decorator registering a setup function under ``name`` (``family.what``; unique). ``devices``:
+    where it runs, ('cpu',) or ('cpu', 'gpu'); with 'gpu' the setup takes ``device``."""
     def deco(setup):
-        register(name, setup, description=description or (setup.__doc__ or "").strip().split("\n")[0])
+        register(name, setup, description=description or (setup.__doc__ or "").strip().split("\n")[0],
+                 devices=devices)
         return setup
     return deco
 
 
-def register(name: str, setup: Callable[[], tuple], *, description: str = "") -> Workload:
+def register(name: str, setup: Callable[..., tuple], *, description: str = "", devices=("cpu",)) -> Workload:
     """Register ``setup`` (returns ``(scratchnet_fn, torch_fn_or_None)``) under ``name``.
 
+    ``devices``: ('cpu',) (``setup()``) or ('cpu', 'gpu') (``setup(device)``, 'cpu' by default).
     Re-registering a name from the same module (a re-import) replaces it; from another module it
     is an error, so two families cannot silently shadow each other.
     """
     if not callable(setup):
         raise TypeError(f"benchmarks.register: setup for {name!r} must be callable")
+    devices = tuple(devices)
+    if "cpu" not in devices or not set(devices) <= set(DEVICES) or len(set(devices)) != len(devices):
+        raise ValueError(f"benchmarks.register: devices of {name!r} must be ('cpu',) or ('cpu', 'gpu'), "
+                         f"got {devices!r}")
+    if devices != ("cpu",) and "device" not in inspect.signature(setup).parameters:
+        raise TypeError(f"benchmarks.register: {name!r} runs on {devices}, so its setup must take a "
+                        f"'device' argument; {setup.__qualname__}{inspect.signature(setup)} does not")
     old = REGISTRY.get(name)
     if old is not None and getattr(old.setup, "__module__", None) != getattr(setup, "__module__", None):
         raise ValueError(f"benchmarks.register: workload {name!r} is already registered by {old.setup.__module__}")
-    REGISTRY[name] = Workload(name, setup, description)
+    REGISTRY[name] = Workload(name, setup, description, devices)
     return REGISTRY[name]
 
 
@@ -121,6 +152,21 @@ def torch_or_none():
         except Exception:
             _TORCH.append(None)
     return _TORCH[0]
+
+
+def torch_device(device: str) -> str:
+    """PyTorch's name for ``device``: 'cuda' for 'gpu', 'cpu' for 'cpu'."""
+    if device not in DEVICES:
+        raise ValueError(f"benchmarks.torch_device: device must be 'cpu' or 'gpu', got {device!r}")
+    return "cuda" if device == "gpu" else "cpu"
+
+
+def torch_for(device: str):
+    """``torch_or_none()``, or None on 'gpu' when this PyTorch has no CUDA device (a CPU-only build)."""
+    torch = torch_or_none()
+    if torch is None or (device == "gpu" and not torch.cuda.is_available()):
+        return None
+    return torch
 
 
 def train_step(model, criterion, optimizer, x, y):
@@ -184,31 +230,56 @@ def select(pattern: Optional[str] = None) -> list:
     return [REGISTRY[n] for n in names]
 
 
-def time_callable(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> list:
-    """Milliseconds of each of ``repeats`` calls to ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
+def time_callable(fn: Callable[[], object], *, repeats: int, warmup: int = 1, sync=None) -> list:
+    """Milliseconds of each of ``repeats`` calls to ``fn`` after ``warmup`` untimed calls.
+
+    ``sync`` (a callable, e.g. ``cupy.cuda.Device().synchronize``) waits for the device's queued work:
+    it runs after the warm-up and inside each timed call, so a time covers the work, not its launch.
+    """
+    for _ in range(warmup):  # untimed: compilation, caches, the memory pools fill
         fn()
+    if sync is not None:
+        sync()
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats):  # one timed call per pass
         start = time.perf_counter()
         fn()
+        if sync is not None:
+            sync()
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
 
-def _run_one(w: Workload, repeats: int, warmup: int) -> Result:
+def synchronizers(device: str) -> tuple:
+    """(scratchnet's, PyTorch's) device synchronisation for timing on ``device``: (None, None) on the CPU;
+    on the GPU ``cupy.cuda.Device().synchronize`` and ``torch.cuda.synchronize`` (None without a CUDA torch)."""
+    if device == "cpu":
+        return None, None
+    import cupy  # only reached after backend.require_gpu: CuPy imports and sees a device
+    torch = torch_for(device)
+
+    def sync_cupy():
+        cupy.cuda.Device().synchronize()
+
+    return sync_cupy, (torch.cuda.synchronize if torch is not None else None)
+
+
+def _run_one(w: Workload, repeats: int, warmup: int, device: str = "cpu") -> Result:
     try:
-        fns = w.setup()
+        sn_sync, torch_sync = synchronizers(device)
+        fns = w.make(device)
         sn_fn, torch_fn = fns if isinstance(fns, tuple) else (fns, None)
-        sn_times = time_callable(sn_fn, repeats=repeats, warmup=warmup)
-        torch_times = time_callable(torch_fn, repeats=repeats, warmup=warmup) if torch_fn is not None else []
+        sn_times = time_callable(sn_fn, repeats=repeats, warmup=warmup, sync=sn_sync)
+        torch_times = (time_callable(torch_fn, repeats=repeats, warmup=warmup, sync=torch_sync)
+                       if torch_fn is not None else [])
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
-        return Result(w.name, w.description, None, None, None, repeats, [], [], f"{type(exc).__name__}: {exc}")
+        return Result(w.name, w.description, None, None, None, repeats, [], [], f"{type(exc).__name__}: {exc}",
+                      device)
     sn_ms = statistics.median(sn_times)
     torch_ms = statistics.median(torch_times) if torch_times else None
     ratio = sn_ms / torch_ms if torch_ms else None
-    return Result(w.name, w.description, sn_ms, torch_ms, ratio, repeats, sn_times, torch_times)
+    return Result(w.name, w.description, sn_ms, torch_ms, ratio, repeats, sn_times, torch_times, device=device)
 
 
 def environment() -> dict:
@@ -234,6 +305,21 @@ def environment() -> dict:
     if torch is not None:
         env["torch"] = torch.__version__
         env["torch_threads"] = torch.get_num_threads()
+    return env
+
+
+def gpu_environment() -> dict:
+    """The GPU side of the numbers: the device's name (``cupy.cuda.runtime.getDeviceProperties(0)``),
+    CuPy and its CUDA runtime, and PyTorch's CUDA build and device (call after ``backend.require_gpu``)."""
+    import cupy
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    name = props["name"]
+    env = {"gpu": name.decode() if isinstance(name, bytes) else str(name), "cupy": cupy.__version__,
+           "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
+    torch = torch_for("gpu")
+    if torch is not None:
+        env["torch_cuda"] = torch.version.cuda
+        env["torch_gpu"] = torch.cuda.get_device_name(0)
     return env
 
 
@@ -269,8 +355,12 @@ def format_table(results: list) -> str:
 
 
 def run(pattern: Optional[str] = None, *, repeats: int = 10, warmup: int = 1, json_path=None,
-        file=None, directory=None, torch_threads: Optional[int] = None) -> list:
+        file=None, directory=None, torch_threads: Optional[int] = None, device: str = "cpu") -> list:
     """Discover, select, time and print; returns the list of ``Result``. Optionally writes JSON.
+
+    ``device='gpu'`` needs CuPy and a CUDA device (else ``RuntimeError`` from ``backend.require_gpu``,
+    before anything runs): it times the workloads that declare the GPU, scratchnet on CuPy beside
+    PyTorch on CUDA, each timed call synchronised; the others are listed as skipped.
 
     First applies ``scratchnet.keep_freed_memory()`` (glibc keeps freed blocks for reuse), as
     ``fit`` does: ``import scratchnet`` changes no allocator setting, and the timings assume this one.
@@ -282,31 +372,47 @@ def run(pattern: Optional[str] = None, *, repeats: int = 10, warmup: int = 1, js
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"benchmarks.run: expected repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    if device not in DEVICES:
+        raise ValueError(f"benchmarks.run: device must be 'cpu' or 'gpu', got {device!r}")
+    if device == "gpu":
+        from scratchnet.backend import require_gpu
+        require_gpu("python -m benchmarks --device gpu")
     import scratchnet
     scratchnet.keep_freed_memory()  # what fit does for a training loop: reuse freed large arrays
     file = sys.stdout if file is None else file
     if torch_threads is not None and torch_or_none() is not None:
         torch_or_none().set_num_threads(int(torch_threads))
     discover(directory)
-    chosen = select(pattern)
+    matched = select(pattern)
+    chosen = [w for w in matched if device in w.devices]
     env = environment()
-    print("scratchnet benchmarks: median of {} repeats after {} warm-up call(s), milliseconds".format(repeats, warmup),
-          file=file)
+    if device == "gpu":
+        env.update(gpu_environment())
+        print("scratchnet benchmarks on the GPU ({}): median of {} repeats after {} warm-up call(s), each call "
+              "synchronised, milliseconds".format(env["gpu"], repeats, warmup), file=file)
+    else:
+        print("scratchnet benchmarks: median of {} repeats after {} warm-up call(s), milliseconds".format(
+            repeats, warmup), file=file)
     print("  " + ", ".join(f"{k} {v}" for k, v in env.items()), file=file)
     if env.get("torch") is None:
         print("  (PyTorch is not installed: the torch column stays empty)", file=file)
-    if not chosen:
+    elif device == "gpu" and torch_for("gpu") is None:
+        print("  (this PyTorch has no CUDA device: the torch column stays empty)", file=file)
+    if len(chosen) < len(matched):
+        skipped = sorted(w.name for w in matched if w not in chosen)
+        print(f"  {len(skipped)} workload(s) run on the CPU only, skipped: {', '.join(skipped)}", file=file)
+    if not matched:
         print(f"  no workload matches {pattern!r}; registered: {', '.join(sorted(REGISTRY)) or 'none'}", file=file)
     results = []
-    for w in chosen:
+    for w in chosen:  # one workload at a time, each side timed in full
         print(f"  timing {w.name} ...", file=sys.stderr, flush=True)
-        results.append(_run_one(w, repeats, warmup))
+        results.append(_run_one(w, repeats, warmup, device))
     print(format_table(results), file=file)
     for r in results:
         if r.description:
             print(f"  {r.name}: {r.description}", file=file)
     if json_path is not None:
-        payload = {"environment": env, "repeats": repeats, "warmup": warmup,
+        payload = {"device": device, "environment": env, "repeats": repeats, "warmup": warmup,
                    "results": [dataclasses.asdict(r) for r in results]}
         pathlib.Path(json_path).write_text(json.dumps(payload, indent=2))
         print(f"  results written to {json_path}", file=file)
@@ -323,13 +429,24 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
                         help="torch.set_num_threads(N) before timing (default: PyTorch's own default)")
-    parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="cpu (default): NumPy beside PyTorch on the CPU; gpu: the GPU-capable workloads on "
+                             "CuPy beside PyTorch on CUDA, each call synchronised (needs CuPy and a CUDA device)")
+    parser.add_argument("--list", action="store_true", help="list the workloads (of --device) and exit")
     args = parser.parse_args(argv)
     if args.list:
         discover()
-        for w in select(args.pattern):
-            print(f"{w.name:40s} {w.description}")
+        for w in select(args.pattern):  # one line per workload that runs on the device asked for
+            if args.device in w.devices:
+                print(f"{w.name:40s} {w.description}")
         return 0
+    if args.device == "gpu":
+        from scratchnet.backend import require_gpu
+        try:
+            require_gpu("python -m benchmarks --device gpu")
+        except RuntimeError as exc:  # no CuPy or no CUDA device: one clear line, nothing run
+            print(exc, file=sys.stderr)
+            return 2
     results = run(args.pattern, repeats=args.repeats, warmup=args.warmup, json_path=args.json,
-                  torch_threads=args.torch_threads)
+                  torch_threads=args.torch_threads, device=args.device)
     return 1 if any(r.error for r in results) else 0

@@ -34,17 +34,20 @@ def _harness():
     return importlib.import_module("benchmarks.harness")
 
 
-def run_benchmarks(pattern=None, repeats=10, *, warmup=1, json_path=None, file=None, torch_threads=None):
+def run_benchmarks(pattern=None, repeats=10, *, warmup=1, json_path=None, file=None, torch_threads=None,
+                   device="cpu"):
     """Time every registered workload whose name matches ``pattern`` and print the table.
 
     ``pattern``: a glob (``"core.*"``) or a substring of the workload name; None runs all.
     Each side is the median of ``repeats`` calls after ``warmup`` calls. Returns the list of
     ``benchmarks.harness.Result``; with ``json_path`` the results are also written as JSON.
     ``torch_threads`` sets PyTorch's thread count (default: left as PyTorch sets it).
+    ``device="gpu"``: the GPU-capable workloads on CuPy beside PyTorch on CUDA, each call synchronised
+    (RuntimeError without CuPy and a CUDA device).
     The harness first applies ``scratchnet.keep_freed_memory()``, the allocator tuning ``fit`` uses.
     """
     return _harness().run(pattern, repeats=repeats, warmup=warmup, json_path=json_path, file=file,
-                          torch_threads=torch_threads)
+                          torch_threads=torch_threads, device=device)
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,8 @@
     scratchnet run 01-mlp [--quick] [--json] execute a notebook headless, print what it recorded
                           [--device gpu]     ... with SCRATCHNET_DEVICE=gpu for the notebook's kernel
     scratchnet gradcheck [PATTERN]           run the registered gradient checks (exit 1 on a failure)
-    scratchnet bench [PATTERN] [--repeats N] timed workloads
+    scratchnet bench [PATTERN] [--repeats N] timed workloads beside PyTorch
+                     [--device gpu]          ... on CuPy beside PyTorch on CUDA
     scratchnet data verify [NAME]            hash every dataset file again against the registry
     scratchnet book [--out DIR]              the chapters and notebooks as a website (DIR/index.html)
 
@@ -120,9 +121,11 @@ def cmd_bench(args) -> int:
     options = {} if args.repeats is None else {"repeats": args.repeats}
     if args.json:
         options["json_path"] = args.json
+    if args.device != "cpu":
+        options["device"] = args.device
     try:
         results = run_benchmarks(args.pattern, **options)
-    except RuntimeError as e:  # e.g. no benchmarks/ folder beside an installed package
+    except RuntimeError as e:  # no benchmarks/ folder beside an installed package; --device gpu without a GPU
         print(f"scratchnet bench: {e}", file=sys.stderr)
         return 1
     return 1 if results is not None and len(results) == 0 else 0
@@ -217,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default=None, help="only benchmarks whose name contains this")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions (median reported)")
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="gpu: the GPU-capable workloads on CuPy beside PyTorch on CUDA (needs CuPy and a CUDA device)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="dataset maintenance")

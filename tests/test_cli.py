@@ -221,3 +221,11 @@ def test_cpu_only_table_names_existing_notebooks():
     stems = {p.stem for p in NOTEBOOKS}
     assert set(runs.CPU_ONLY) <= stems, sorted(set(runs.CPU_ONLY) - stems)
     assert all(isinstance(why, str) and why and "\n" not in why for why in runs.CPU_ONLY.values())
+
+
+def test_bench_device_gpu_without_a_gpu_says_so_in_one_line(capsys, monkeypatch):
+    from scratchnet import backend
+    monkeypatch.setattr(backend, "_cupy", None)
+    assert cli.main(["bench", "core.linear", "--device", "gpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scratchnet bench:") and "no usable GPU" in err and "\n" not in err
