@@ -15,12 +15,19 @@ from scratchnet.gradcheck.checker import device_parity
 
 needs_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA device")
 
+# case-name prefixes left out of the GPU comparison, and why (chapter 34's notebook runs on the CPU only)
+GPU_EXCLUDED = {"quant.": "quantisation parameters (scales, zero points, observers) are host NumPy values "
+                          "and the int8 kernels are Numba-only"}
 
-def _run_catalogue(device):
-    """(reports, failures): every case in parity mode; a failure is a case that raised or a row off."""
+
+def _run_catalogue(device, exclude=()):
+    """(reports, failures): every case in parity mode (but those starting with ``exclude``); a failure is
+    a case that raised or a row off."""
     reports, failures = [], []
     with device_parity(device):
         for name in catalogue_names():
+            if name.startswith(tuple(exclude)):
+                continue
             try:
                 got = run_case(name)
             except Exception as e:  # a case that cannot run on the device: named, with the error
@@ -93,6 +100,6 @@ def test_same_draws_as_cpu_copies_the_host_draws(monkeypatch):
 
 @needs_gpu
 def test_every_catalogue_case_on_gpu_equals_numpy():
-    reports, failures = _run_catalogue("gpu")
+    reports, failures = _run_catalogue("gpu", exclude=GPU_EXCLUDED)
     assert not failures, f"{len(failures)} cases differ on the GPU:\n\n" + "\n\n".join(failures)
     assert all(r.device == "gpu" for _, r in reports)

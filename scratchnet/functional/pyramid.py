@@ -46,7 +46,7 @@ def pyramid_concat_backward(dy, cache):
 
 def pyramid_lengths(lengths, levels=1):
     """Valid frames after ``levels`` reductions: ⌊T_n / 2^levels⌋ (a dropped odd frame never counts)."""
-    out = np.asarray(lengths, dtype=np.int64)  # (N,)
+    out = get_array_module(lengths).asarray(lengths, dtype=np.int64)  # (N,) on the lengths' device
     for _ in range(levels):
         out = out // 2
     return out

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_grad
+from ..backend import get_array_module
 from .activation import relu, relu_backward
 from .conv import conv2d, conv2d_backward
 
@@ -26,8 +27,9 @@ def subsampled_length(lengths):
     Every output frame t'' reads input frames 4t'' .. 4t'' + 6 only, so with this length no valid
     output frame ever sees a padded input frame.
     """
-    t1 = (np.asarray(lengths, dtype=np.int64) - KERNEL) // STRIDE + 1  # after the first convolution
-    return np.maximum((t1 - KERNEL) // STRIDE + 1, 0)  # after the second
+    xp = get_array_module(lengths)  # the lengths' device (a list counts as NumPy)
+    t1 = (xp.asarray(lengths, dtype=np.int64) - KERNEL) // STRIDE + 1  # after the first convolution
+    return xp.maximum((t1 - KERNEL) // STRIDE + 1, 0)  # after the second
 
 
 class ConvSubsampleCache(NamedTuple):

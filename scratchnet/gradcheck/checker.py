@@ -241,8 +241,8 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=None,
     for i, a in zip(wrt, arrays):
         inputs[i] = a
 
-    def runs(inputs):
-        """(run_forward, run_backward) on these inputs (copied before each call)."""
+    def runs(inputs, options):
+        """(run_forward, run_backward) on these inputs (copied before each call) and keyword options."""
         state = {}
 
         def run_forward():
@@ -261,12 +261,12 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=None,
             return out
         return run_forward, run_backward
 
-    run_forward, run_backward = runs(inputs)
+    run_forward, run_backward = runs(inputs, options)
     title = title or getattr(forward, "__name__", "function")
     device = _PARITY["device"]
     if device is not None:
-        return _parity(title, names, (run_forward, run_backward), runs([_moved(a, device) for a in inputs]),
-                       device, seed)
+        dev = runs([_moved(a, device) for a in inputs], {k: _moved(v, device) for k, v in options.items()})
+        return _parity(title, names, (run_forward, run_backward), dev, device, seed)
     return _check(title, names, arrays, run_forward, run_backward, eps=eps, atol=atol, rtol=rtol,
                   seed=seed, fast=fast, n_dirs=n_dirs)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
-from ..backend import get_array_module
+from ..backend import asnumpy, get_array_module
 from ..nn.layers import Dropout, Linear
 from ..nn.module import Module
 from ..nn.recurrent import RNN
@@ -44,8 +44,8 @@ class ClippedReLU(Module):
 
 
 def context_output_lengths(lengths, stride):
-    """Frames left after striding: ceil(T_n / stride)."""
-    return (np.asarray(lengths) + stride - 1) // stride
+    """Frames left after striding: ceil(T_n / stride), on the lengths' device."""
+    return (get_array_module(lengths).asarray(lengths) + stride - 1) // stride
 
 
 class ContextWindow(Module):
@@ -108,7 +108,7 @@ class DeepSpeech(Module):
 
     def forward(self, x, lengths=None):
         xp = get_array_module(x)
-        lengths = np.full(x.shape[0], x.shape[1]) if lengths is None else np.asarray(lengths)
+        lengths = np.full(x.shape[0], x.shape[1]) if lengths is None else asnumpy(lengths)  # (N,) on the host
         h = self.window(x)  # (N, T', K·D)
         for fc, act, drop in zip(self.fc, self.act, self.drop):  # layers 1–3
             h = drop(act(fc(h)))

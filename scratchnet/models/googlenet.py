@@ -214,12 +214,12 @@ class GoogLeNetLoss(Module):
     def __init__(self, model, aux_weight=0.3, *, label_smoothing=0.0):
         super().__init__()
         self.aux_weight, self.label_smoothing = aux_weight, label_smoothing
-        self._aux_logits = lambda: model.aux_logits  # read, not owned: the loss holds no parameters
+        self._held = {"model": model}  # read, not owned (not a child): the loss holds no parameters
         self.last_terms, self.terms = None, []
 
     def forward(self, logits, target):
         main, cache = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
-        aux = [F.cross_entropy(a, target, label_smoothing=self.label_smoothing) for a in self._aux_logits()]
+        aux = [F.cross_entropy(a, target, label_smoothing=self.label_smoothing) for a in self._held["model"].aux_logits]
         self.push((cache, [c for _, c in aux]))
         self.last_terms = (float(main), [float(v) for v, _ in aux])
         if aux:

@@ -84,7 +84,7 @@ class Listener(Module):
 
     def forward(self, x, lengths):
         xp = get_array_module(x)
-        lengths = np.asarray(lengths)
+        lengths = asnumpy(lengths)  # (N,) on the host, wherever the batch is
         if x.ndim != 3 or lengths.shape != (x.shape[0],) or (F.pyramid_lengths(lengths, self.levels) < 1).any():
             raise ValueError(f"Listener: expected x (N, T, D) and lengths (N,) of at least 2^levels = "
                              f"{2 ** self.levels} frames, got x {tuple(x.shape)}, lengths {lengths.tolist()}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
-from ..backend import asnumpy
+from ..backend import asnumpy, get_array_module
 from ..nn.conv import Conv2d, ConvTranspose2d
 from ..nn.layers import ReLU
 from ..nn.module import Module, Sequential, no_grad
@@ -218,8 +218,9 @@ class MaskRCNN(FasterRCNN):
             return l_box, MaskRoICache(c_box, None, {**c_box.parts, "mask": 0.0})
         targets = np.concatenate([mask_targets(extra[n], r[0][r[1] >= 1], r[3][r[1] >= 1], self.mask_size,
                                                dtype=features.dtype) for n, r in enumerate(rois)])  # (R_fg, M, M)
-        logits = self.mask_head(self._mask_features(features), roi_boxes[fg])  # (R_fg, K, M, M)
-        l_mask, c_mask = F.mask_loss(logits, labels[fg], targets)
+        xp = get_array_module(features)  # the host-drawn samples go beside the features
+        logits = self.mask_head(self._mask_features(features), roi_boxes[xp.asarray(fg)])  # (R_fg, K, M, M)
+        l_mask, c_mask = F.mask_loss(logits, xp.asarray(labels[fg]), xp.asarray(targets))
         return l_box + l_mask, MaskRoICache(c_box, c_mask, {**c_box.parts, **c_mask.parts})
 
     def roi_backward(self, dloss, cache):

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
-from ..backend import asnumpy
+from ..backend import asnumpy, get_array_module
 from ..boxes import box_iou, decode_boxes, encode_boxes, make_anchors, sample_anchors
 from ..nn import init
 from ..nn.conv import Conv2d, MaxPool2d
@@ -87,7 +87,8 @@ class RPNHead(Module):
         A = self.num_anchors
         do = dobjectness.reshape(N, H, W, A).transpose(0, 3, 1, 2)  # back to (N, A, H, W)
         dd = ddeltas.reshape(N, H, W, 4 * A).transpose(0, 3, 1, 2)  # back to (N, 4A, H, W)
-        dt = self.cls.backward(np.ascontiguousarray(do)) + self.reg.backward(np.ascontiguousarray(dd))  # t feeds both
+        xp = get_array_module(do)
+        dt = self.cls.backward(xp.ascontiguousarray(do)) + self.reg.backward(xp.ascontiguousarray(dd))  # t feeds both
         return self.conv.backward(self.relu.backward(dt))  # through the ReLU and the 3×3 conv
     # end-rpn-head
 
@@ -276,9 +277,11 @@ class FasterRCNN(Module):
                     for n in range(N)]
             sampled = (np.concatenate([t[0] for t in rpn_t]), np.concatenate([t[1] for t in rpn_t]), rois)
         self.last_sampled = sampled
-        rpn_labels, rpn_t, rois = sampled
-        l_rpn, c_rpn = F.rpn_loss(objectness.reshape(-1), deltas.reshape(-1, 4), rpn_labels, rpn_t)
-        roi_boxes = _with_batch_index([r[0] for r in rois], x.dtype)  # (R, 5)
+        rpn_labels, rpn_t, rois = sampled  # drawn on the host (NumPy), whatever device x is on
+        xp = get_array_module(objectness)
+        l_rpn, c_rpn = F.rpn_loss(objectness.reshape(-1), deltas.reshape(-1, 4), xp.asarray(rpn_labels),
+                                  xp.asarray(rpn_t))
+        roi_boxes = xp.asarray(_with_batch_index([r[0] for r in rois], x.dtype))  # (R, 5) beside the features
         l_roi, c_roi = self.roi_losses(features, roi_boxes, rois, extra)
         self.push((c_rpn, c_roi, objectness.shape))
         self.parts = {**c_rpn.parts, **c_roi.parts}
@@ -297,8 +300,9 @@ class FasterRCNN(Module):
         """The Fast R-CNN head's loss on the sampled regions; ``rois[n]`` = (boxes, labels, targets,
         matched gt index) of image n. Override (with ``roi_backward``) to add heads, e.g. masks."""
         scores, box_deltas = self.box_head(features, roi_boxes)
-        labels = np.concatenate([r[1] for r in rois])
-        targets = np.concatenate([r[2] for r in rois]).astype(features.dtype)
+        xp = get_array_module(features)
+        labels = xp.asarray(np.concatenate([r[1] for r in rois]))  # (R,) host samples, beside the scores
+        targets = xp.asarray(np.concatenate([r[2] for r in rois]).astype(features.dtype))  # (R, 4)
         return F.fast_rcnn_loss(scores, box_deltas, labels, targets)
 
     def roi_backward(self, dloss, cache):

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
-from ..backend import get_array_module
+from ..backend import asnumpy, get_array_module
 from ..nn import init
 from ..nn.layers import GELU, LayerNorm, Linear
 from ..nn.module import Module, Parameter, no_grad
@@ -97,7 +97,7 @@ class Wav2Vec2(Module):
     def _lengths(self, wave, lengths):
         if wave.ndim != 2 or wave.dtype.kind != "f":
             raise ValueError(f"Wav2Vec2: expected a float waveform (N, L), got {wave.dtype} {tuple(wave.shape)}")
-        lengths = np.full(wave.shape[0], wave.shape[1]) if lengths is None else np.asarray(lengths)
+        lengths = np.full(wave.shape[0], wave.shape[1]) if lengths is None else asnumpy(lengths)
         r = self.feature.receptive_field
         if lengths.shape != (wave.shape[0],) or lengths.min() < r or lengths.max() > wave.shape[1]:
             raise ValueError(f"Wav2Vec2: lengths must be ({wave.shape[0]},) integers in [{r}, {wave.shape[1]}] "
@@ -112,7 +112,7 @@ class Wav2Vec2(Module):
         N, T, _ = z.shape
         frames = self.output_lengths(lengths)  # (N,) valid frames per utterance
         pad = np.arange(T)[None, :] >= frames[:, None]  # (N, T) True past the utterance's end
-        mask = np.zeros((N, T), dtype=bool) if mask is None else np.asarray(mask)
+        mask = np.zeros((N, T), dtype=bool) if mask is None else asnumpy(mask)  # (N, T) on the host
         if mask.shape != (N, T) or mask.dtype != bool or (mask & pad).any():
             raise ValueError(f"Wav2Vec2: expected a boolean mask (N, T) = {(N, T)} that masks no padded frame, "
                              f"got {mask.dtype} {tuple(mask.shape)}")
@@ -145,7 +145,7 @@ class Wav2Vec2(Module):
         lengths = self._lengths(wave, lengths)
         z = self.feature(wave)  # (N, T, C) latent speech frames
         h = self.context(z, lengths, mask)  # (N, T, D)
-        rows = np.nonzero(np.asarray(mask))  # the M masked frames, row-major
+        rows = np.nonzero(asnumpy(mask))  # the M masked frames, row-major (host indices)
         c = self.final_proj(h[rows])  # (M, E) context at the masked frames
         q, logits = self.quantizer(z[rows])  # (M, E) targets from the UNmasked latents, (M, G, V)
         loss_m, cm = F.contrastive_loss(c, q, negatives, kappa=self.kappa)

@@ -83,7 +83,7 @@ class FeatureEncoder(Module):
 
     def output_lengths(self, lengths):
         """Frames per utterance: ⌊(L − k)/s⌋ + 1 per layer (valid convolutions: no frame reads padding)."""
-        out = np.asarray(lengths)
+        out = get_array_module(lengths).asarray(lengths)  # (N,) on the lengths' device
         for _, k, s in self.spec:
             out = (out - k) // s + 1
         return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import functional as F
+from ..backend import get_array_module
 from ..nn.conv import Conv2d
 from ..nn.layers import Flatten, LeakyReLU, Linear, Reshape
 from ..nn.module import Module
@@ -159,7 +160,8 @@ class GradientPenalty(Module):
 
 def interpolate(real, fake, rng):
     """x̂ = ε·real + (1 − ε)·fake with one ε ~ U[0, 1] per sample: (N, ...)."""
-    eps = rng.random((len(real),) + (1,) * (real.ndim - 1)).astype(real.dtype)  # (N, 1, 1, 1)
+    eps = rng.random((len(real),) + (1,) * (real.ndim - 1)).astype(real.dtype)  # (N, 1, 1, 1) on the host
+    eps = get_array_module(real).asarray(eps)  # ... and beside the images (N numbers copied on a GPU)
     return eps * real + (1 - eps) * fake
 
 

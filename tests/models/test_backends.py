@@ -14,8 +14,8 @@ since the CPU and the GPU draw different masks by design.
 Every input goes to the device (as ``fit(device="gpu")`` moves a whole batch) except those a model reads
 with NumPy on the host, which stay NumPy arrays on both devices and are named in the case's ``host``: the
 detectors' boxes, labels and replayed sampling and wav2vec 2.0's span mask and negatives (host-side
-sampling by design), and the lengths of DeepSpeech, LAS and wav2vec 2.0 (their forward calls
-``np.asarray(lengths)``, which refuses a CuPy array: a batch moved whole fails there). Models whose code
+sampling by design; the models move what they draw to the device). Lengths go with the batch: the
+models read them with ``asnumpy``. Models whose code
 cannot run on CuPy arrays at all are listed in ``CPU_ONLY`` with the line that stops them; their GPU step
 is marked xfail (strict=False, so a fix shows as XPASS). ``test_every_model_class_is_covered`` keeps a
 model class from being left out silently.
@@ -454,12 +454,11 @@ CASES = {
     "speech_classifier_mean": Case(lambda: models.SpeechClassifier(3, 4, 5, cell="gru", pool="mean", rng=0),
                                    lambda: _sequences(3, 6, 3, classes=5), sequence_step, ("SpeechClassifier",)),
     "deepspeech": Case(lambda: models.DeepSpeech(3, 5, context=1, hidden=4, stride=2, dropout=0.0, rng=0),
-                       lambda: _ctc_batch(3, 8, 3, classes=5, s=2, seed=14), ctc_step, ("DeepSpeech",),
-                       host=("lengths",)),
+                       lambda: _ctc_batch(3, 8, 3, classes=5, s=2, seed=14), ctc_step, ("DeepSpeech",)),
     "seq2seq": Case(lambda: models.AttentionSeq2Seq(10, 5, d_emb=4, d_hidden=6, d_attn=3, rng=0),
                     lambda: {"x": _rng(15).integers(0, 10, (2, 5)), "y": _rng(16).integers(0, 10, (2, 5))}, ce_step,
                     ("AttentionSeq2Seq",)),
-    "las": Case(_las, _las_batch, las_step, ("LAS",), host=("lengths",)),
+    "las": Case(_las, _las_batch, las_step, ("LAS",)),
     # attention
     "gpt": Case(lambda: models.GPT(7, 6, n_layer=2, n_head=2, d_model=8, dim_feedforward=12, rng=0),
                 lambda: _tokens(2, 6, 7), lm_step, ("GPT",)),
@@ -480,9 +479,9 @@ CASES = {
                                                                 dropout=0.0, max_len=32, rng=0),
                                _speech_transformer_batch, speech_transformer_step, ("SpeechTransformer",)),
     "wav2vec2": Case(_wav2vec2, _wav2vec2_batch, wav2vec2_step, ("Wav2Vec2",),
-                     host=("mask", "negatives", "lengths")),
+                     host=("mask", "negatives")),
     "wav2vec2_ctc": Case(lambda: Wav2Vec2CTC(_wav2vec2(), 5, freeze_feature_encoder=False, rng=1), _wav2vec2_batch,
-                         wav2vec2_ctc_step, ("Wav2Vec2CTC",), host=("mask", "lengths")),
+                         wav2vec2_ctc_step, ("Wav2Vec2CTC",), host=("mask",)),
     # detection
     "faster_rcnn": Case(_faster_rcnn, lambda: _detector_batch(_faster_rcnn), detector_step, ("FasterRCNN",),
                         host=("boxes", "labels", "masks", "sampled")),
@@ -528,12 +527,6 @@ NO_TRAINING_STEP = {"Int8Net": "inference only (Int8Net.backward raises): test_i
 
 # case → why its step cannot run on CuPy arrays (the line that stops it), found by reading the code
 CPU_ONLY = {
-    "faster_rcnn": "FasterRCNN.loss hands the anchor labels and targets sampled on the host (rpn_targets, NumPy) "
-                   "to F.rpn_loss beside the device objectness (rcnn.py, loss → rpn.py): mixed devices",
-    "mask_rcnn": "MaskRCNN.loss is FasterRCNN.loss: host-sampled anchor labels and targets meet device "
-                 "objectness in F.rpn_loss (mixed devices)",
-    "wgan_gp_critic": "wgan.interpolate draws ε with the NumPy generator and multiplies it into the device images "
-                      "(eps * real): a NumPy array in a CuPy product",
     "qat_lenet5": "QuantNet with fake quantisation: weight_qparams → F.affine_params reads the weight's range "
                   "with np.asarray (functional/quant.py), which refuses a CuPy array",
     "int8_inference": "Int8Net: its first step, F.quantize, adds np.asarray(zero_point), a NumPy array, to the "

@@ -149,6 +149,11 @@ class GeneratorThroughD(Module):
         self.push(z)
         return np.array(value)
 
+    def to(self, device):
+        """G's parameters, and D's held outside the children."""
+        self._held["D"].to(device)
+        return super().to(device)
+
     def backward(self, dL):
         from ...models.gan import generator_grads
         z = self.pop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...backend import get_array_module
 from ...models.googlenet import AuxClassifier, GoogLeNet, GoogLeNetLoss, Inception
 from ...nn.module import Module
 from ..checker import check_module
@@ -25,7 +26,8 @@ class TotalLoss(Module):
         self.criterion = GoogLeNetLoss(model, aux_weight)
 
     def forward(self, x):
-        return self.criterion(self.model(x), self.target)
+        target = get_array_module(x).asarray(self.target)  # the labels beside x (a GPU copy in device_parity)
+        return self.criterion(self.model(x), target)
 
     def backward(self, dloss=1.0):
         return self.model.backward(self.criterion.backward(dloss))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import functional as F
+from ...backend import get_array_module
 from ...models.rcnn import BoxHead, FasterRCNN, RPNHead
 from ...nn.module import Module
 from ..checker import check_function, check_module
@@ -56,7 +57,7 @@ class WithRois(Module):
         self.inner, self.rois = inner, rois
 
     def forward(self, x):
-        return self.inner(x, self.rois)
+        return self.inner(x, get_array_module(x).asarray(self.rois))  # the regions beside x (device_parity)
 
     def backward(self, dy):
         return self.inner.backward(dy)
