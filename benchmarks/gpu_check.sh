@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # The GPU check of scratchnet, in one script for a machine with an NVIDIA GPU and CuPy (Python 3.12,
-# CuPy, PyTorch, pytest; no internet needed). It copies nothing from outside the repository and takes
-# about 7 minutes (at most 10, each part has its own timeout):
-#   1. the CuPy-parametrised tests (every test whose id names cupy/numpy/gpu/device), ~1 min;
-#   2. GPU timings of training steps, CuPy beside NumPy (LeNet-5; a 6-layer GPT; CTC loss + backward on
-#      the CUDA kernels and on the reference's time loop), and the cost of
-#      dropout on the GPU: nanoGPT's baby GPT step with dropout 0.2 over the same step without
-#      (target <= 1.2x), ~1 min;
-#   3. chapter 21's notebook on the GPU (nanoGPT's baby GPT, SCRATCHNET_DEVICE=gpu) with training
-#      capped at $GPT_MINUTES (default 3.5) minutes, ~4.5 min. The notebook's own cap is 10 minutes
-#      (`scratchnet run 21-gpt --device gpu`); 3.5 keeps this whole script inside a 10-minute slot.
+# CuPy, PyTorch, pytest; no internet needed). It copies nothing from outside the repository. Parts,
+# each with its own timeout (all four by default; name some to run only those):
+#   tests    the GPU tests (every test whose id names cupy/numpy/gpu/device: the CUDA kernels against the
+#            emulator and the references, every gradcheck case's forward and backward on CuPy against
+#            NumPy, one training step of every model on both, dropout's cost), at most 4 min;
+#   timings  training steps, CuPy beside NumPy (LeNet-5; a 6-layer GPT; CTC loss + backward on the CUDA
+#            kernels and on the reference's time loop), and the cost of dropout on the GPU: nanoGPT's
+#            baby GPT step with dropout 0.2 over the same step without (target <= 1.2x), at most 2.5 min;
+#   bench    `python -m benchmarks --device gpu`: the GPU-capable workloads on CuPy beside PyTorch CUDA
+#            (targets: LeNet-5 steps and the ResNet 3x3 conv within 3x, the GPT step within 2x), at most 2 min;
+#   gpt      chapter 21's notebook on the GPU (nanoGPT's baby GPT, SCRATCHNET_DEVICE=gpu) with training
+#            capped at $GPT_MINUTES (default 3.5) minutes, at most 5.5 min. The notebook's own cap is
+#            10 minutes (`scratchnet run 21-gpt --device gpu`).
+# In 10-minute slots: `bash benchmarks/gpu_check.sh tests timings bench`, then `bash benchmarks/gpu_check.sh gpt`
+# (and benchmarks/gpu_notebooks.sh for the notebooks in quick mode).
 # Data: Tiny Shakespeare from datasets/tinyshakespeare/input.txt inside the repository (git-ignored by
 # the datasets/*/ rule in .gitignore; the file itself is never committed). Bring it along with the
 # working tree; a copy comes from `scratchnet data` or the registry's URL.
 # Logs: $OUT if set, else runs/gpu_check/ (git-ignored). Exit status: the number of failed parts.
 #
-#   bash benchmarks/gpu_check.sh            # or: GPT_MINUTES=2 bash benchmarks/gpu_check.sh
+#   bash benchmarks/gpu_check.sh            # all parts; or: GPT_MINUTES=2 bash benchmarks/gpu_check.sh gpt
 set -u
 cd "$(dirname "$0")/.."
 LOG="${OUT:-runs/gpu_check}"
@@ -24,6 +29,11 @@ MINUTES="${GPT_MINUTES:-3.5}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SCRATCHNET_PROGRESS=0 MPLBACKEND=Agg
 export SCRATCHNET_DATA="$PWD/datasets"
 PY="${PYTHON:-python3}"
+PARTS=" ${*:-tests timings bench gpt} "
+for part in $PARTS; do
+    case "$part" in tests|timings|bench|gpt) ;; *) echo "gpu_check: unknown part '$part' (tests timings bench gpt)"; exit 2;; esac
+done
+wants() { [[ "$PARTS" == *" $1 "* ]]; }
 failed=0
 
 echo "== environment" | tee "$LOG/env.log"
@@ -33,13 +43,16 @@ echo "== environment" | tee "$LOG/env.log"
   "$PY" -c "import scratchnet.backend as b; print('scratchnet gpu_available:', b.gpu_available())" 2>&1
   ls -l datasets/tinyshakespeare/input.txt 2>&1; } | tee -a "$LOG/env.log"
 
-echo "== 1. CuPy tests" | tee "$LOG/tests.log"
+if wants tests; then
+echo "== tests: the GPU tests" | tee "$LOG/tests.log"
 # addopts cleared: the project's ini adds --nbmake, which a bare GPU image may lack.
-timeout 120 "$PY" -m pytest -q -o addopts="" -p no:cacheprovider --continue-on-collection-errors \
+timeout 240 "$PY" -m pytest -q -o addopts="" -p no:cacheprovider --continue-on-collection-errors \
     -k "cupy or numpy or gpu or device" -rs tests/ 2>&1 | tee -a "$LOG/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+fi
 
-echo "== 2. GPU timings" | tee "$LOG/timings.log"
+if wants timings; then
+echo "== timings: training steps on the GPU" | tee "$LOG/timings.log"
 timeout 150 "$PY" - "$LOG/timings.json" <<'PYEOF' 2>&1 | tee -a "$LOG/timings.log"
 """Median seconds per training step (forward, backward, clip, optimizer step; synchronised) on NumPy and CuPy."""
 import json
@@ -162,8 +175,17 @@ with open(sys.argv[1], "w") as f:
 sys.exit(0 if ratio <= 1.2 else 1)
 PYEOF
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+fi
 
-echo "== 3. chapter 21 on the GPU (training capped at $MINUTES min)" | tee "$LOG/21-gpt.log"
+if wants bench; then
+echo "== bench: python -m benchmarks --device gpu" | tee "$LOG/bench.log"
+timeout 120 "$PY" -m benchmarks --device gpu --warmup 3 --repeats 5 --json "$LOG/bench.json" 2>&1 \
+    | tee -a "$LOG/bench.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
+fi
+
+if wants gpt; then
+echo "== gpt: chapter 21 on the GPU (training capped at $MINUTES min)" | tee "$LOG/21-gpt.log"
 export SCRATCHNET_DEVICE=gpu SCRATCHNET_MAX_MINUTES="$MINUTES" SCRATCHNET_QUICK=0
 if "$PY" -c "import nbclient, nbformat, ipykernel" 2>/dev/null; then
     timeout 330 "$PY" -m scratchnet.cli run 21-gpt --device gpu --json --out "$LOG" 2>&1 | tee -a "$LOG/21-gpt.log"
@@ -175,6 +197,7 @@ else  # no Jupyter here: run the notebook's code cells in order in one Python pr
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=$((failed + 1))
 fi
 [ -f "$LOG/21-gpt.metrics.json" ] && cat "$LOG/21-gpt.metrics.json"
+fi
 
-echo "== gpu_check: $failed part(s) failed; logs in $LOG"
+echo "== gpu_check ($PARTS): $failed part(s) failed; logs in $LOG"
 exit "$failed"

@@ -19,6 +19,7 @@ CuPy ones, so the launch code of the CuPy route runs unchanged on top of it.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import hashlib
@@ -151,12 +152,20 @@ def available() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+def _build_folder() -> str:
+    """One temporary folder per process for the built libraries, removed when the process ends."""
+    folder = tempfile.mkdtemp(prefix="scratchnet-cuda-emulator-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
 def _library(source: str, dtype_name: str):
     """Build ``source`` for ``dtype_name`` with a launcher per kernel; the loaded library."""
     text = kernel_source(source, dtype_name) + _RUNTIME
     text += "".join(_driver(name, params) for name, params in parse_kernels(source).items())
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    folder = tempfile.mkdtemp(prefix="scratchnet-cuda-emulator-")
+    folder = _build_folder()
     c_file, so_file = os.path.join(folder, f"{digest}.c"), os.path.join(folder, f"{digest}.so")
     with open(c_file, "w") as f:
         f.write(text)
