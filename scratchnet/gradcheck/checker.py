@@ -45,8 +45,9 @@ _PARITY = {"device": None}  # the device compared with NumPy inside device_parit
 @contextmanager
 def device_parity(device: str = "gpu"):
     """Within: ``check_function`` / ``check_module`` compare one forward and backward on ``device`` with
-    NumPy's instead of checking gradients by central differences; their reports' titles end in
-    ``[<device> = numpy]``. Random draws on the device are the CPU's (``same_draws_as_cpu``)."""
+    NumPy's instead of checking gradients by central differences; their reports carry ``device`` (and
+    titles ending in ``[<device> = numpy]``, unless a case renames them). Random draws on the device
+    are the CPU's (``same_draws_as_cpu``)."""
     check_device(device, "device_parity")
     old = _PARITY["device"]
     _PARITY["device"] = device
