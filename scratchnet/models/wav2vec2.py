@@ -143,9 +143,10 @@ class Wav2Vec2(Module):
     # start-pretrain
     def forward(self, wave, mask, negatives, *, lengths=None):
         lengths = self._lengths(wave, lengths)
+        mask = asnumpy(mask)  # (N, T) on the host, once: it picks rows below
         z = self.feature(wave)  # (N, T, C) latent speech frames
         h = self.context(z, lengths, mask)  # (N, T, D)
-        rows = np.nonzero(asnumpy(mask))  # the M masked frames, row-major (host indices)
+        rows = np.nonzero(mask)  # the M masked frames, row-major (host indices)
         c = self.final_proj(h[rows])  # (M, E) context at the masked frames
         q, logits = self.quantizer(z[rows])  # (M, E) targets from the UNmasked latents, (M, G, V)
         loss_m, cm = F.contrastive_loss(c, q, negatives, kappa=self.kappa)

@@ -15,6 +15,7 @@ from scratchnet import backend
 from scratchnet.functional import ctc as FC
 from scratchnet.functional import pool as FP
 from scratchnet.functional import roi as FR
+from scratchnet.gradcheck import assert_gradients
 from scratchnet.kernels import ctc_cupy, cuda, cuda_emulator, pool_cupy, roi_cupy
 
 pytestmark = pytest.mark.skipif(not cuda_emulator.available(), reason="needs a C compiler for the CUDA emulator")
@@ -177,6 +178,35 @@ def test_ctc_kernels_match_the_reference(rng, N, T, C, S, dtype, tol):
     assert beta.shape == beta_ref.shape and dlp.dtype == dtype
     _same_lattice(beta, beta_ref, tol)
     np.testing.assert_allclose(dlp, dlp_ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("N,T,C,S", [(2, 6, 4, 2), (3, 7, 5, 3)])
+def test_ctc_kernels_gradcheck(rng, N, T, C, S):
+    """−log p through the α kernel, its gradient from the β and gradient kernels: central differences in
+    float64 (log-probabilities off the simplex: free inputs, as in the catalogue's CTC cases)."""
+    lp, ext, skip, il, el = _ctc_case(rng, N, T, C, S, np.float64, repeats=True)
+    lp = rng.standard_normal(lp.shape) - np.log(C)
+
+    def forward(log_probs):
+        alpha, logp = ctc_cupy.ctc_alpha(log_probs, ext, skip, il, el, compile=EMU)
+        return -logp, (log_probs, alpha, logp)
+
+    def backward(dloss, cache):
+        log_probs, alpha, logp = cache
+        _, dlp = ctc_cupy.ctc_beta_grad(log_probs, ext, skip, il, el, alpha, logp, dloss, compile=EMU)
+        return dlp
+
+    assert_gradients(forward, backward, [lp], names=["log_probs"])
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_max_pool_kernels_gradcheck(rng, k, s, p):
+    """The CUDA pair in float64: distinct values 0.1 apart, so no nudge changes a window's winner."""
+    x = rng.permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6) * 0.1
+    g = FP._pool_geometry("max_pool2d", x, k, s, p)
+    assert_gradients(lambda x: pool_cupy.max_pool2d(x, g, compile=EMU),
+                     lambda dy, arg: pool_cupy.max_pool2d_backward(dy, arg, g, x.shape, compile=EMU), [x],
+                     names=["x"])
 
 
 def test_ctc_kernels_loop_when_a_block_has_fewer_threads_than_states(monkeypatch, rng):
